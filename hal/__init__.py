@@ -1,0 +1,45 @@
+"""hal: one device API for many AI chips (CPU, CUDA, Ascend, Kunlun).
+
+    import hal, numpy as np
+    x = hal.tensor(np.ones((3, 4), np.float32), device="ascend:0")
+    y = x.to("kunlun:0").numpy()
+"""
+from __future__ import annotations
+
+from .device import Device, DeviceSpec, Event, Stream
+from .dtypes import DType, dtype
+from .errors import (
+    BackendError,
+    DeviceError,
+    DeviceLostError,
+    DeviceNotFoundError,
+    HalError,
+    InvalidArgumentError,
+    InvalidInputError,
+    InvalidModelError,
+    OutOfMemoryError,
+    UnsupportedDTypeError,
+    UnsupportedOpError,
+)
+from .memory import Buffer, MemoryStats
+from .registry import BackendLoadWarning, default_device, device, devices
+from .tensor import DeviceTensor, empty, from_dlpack, tensor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Device", "DeviceSpec", "Stream", "Event", "DType", "dtype", "Buffer", "MemoryStats",
+    "DeviceTensor", "tensor", "empty", "from_dlpack",
+    "devices", "device", "default_device", "synchronize", "BackendLoadWarning",
+    "HalError", "BackendError", "DeviceError", "DeviceLostError", "DeviceNotFoundError",
+    "InvalidArgumentError", "InvalidInputError", "InvalidModelError", "OutOfMemoryError",
+    "UnsupportedDTypeError", "UnsupportedOpError",
+]
+
+
+def synchronize(device_name: str | Device | None = None) -> None:
+    """Waits for every stream of one device, or of every device that has been used."""
+    targets = [device(device_name)] if device_name is not None else devices()
+    for target in targets:
+        if target._driver is not None:
+            target.synchronize()

@@ -1,0 +1,227 @@
+"""The Backend contract: what a chip implements so hal can drive it. Plugins import only this module
+(and the public `hal` API); when a backend needs more from the core, the contract grows here.
+
+A backend is found through the entry-point group "hal.backends" (see hal.registry). It lists its
+devices as DeviceSpecs and opens a DeviceDriver per device; the driver allocates Buffers and makes
+StreamDrivers, whose copies, host functions and events run in order.
+
+Ready-made parts for chips whose memory hal keeps in a host arena (the CPU, simulated chips):
+ArenaAllocator + ArenaDeviceDriver + ArenaStream. A real chip's package implements the same three
+contracts over its own runtime (see backends/hal_template for a starting point).
+
+Contract versions (HAL_BACKEND_API):
+  1 -- devices, memory (allocate, stats, empty_cache), copies, streams, events, host functions.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import ClassVar, Protocol
+
+import numpy as np
+
+from .device import DeviceSpec
+from .dtypes import DType
+from .errors import (
+    BackendError,
+    DeviceError,
+    DeviceLostError,
+    HalError,
+    InvalidArgumentError,
+    OutOfMemoryError,
+    UnsupportedDTypeError,
+    UnsupportedOpError,
+)
+from .memory import AllocationRule, ArenaAllocator, Buffer, MemoryStats
+
+HAL_BACKEND_API = 1
+
+__all__ = [
+    "HAL_BACKEND_API",
+    "Backend",
+    "DeviceDriver",
+    "StreamDriver",
+    "EventDriver",
+    "CopyCost",
+    "ArenaDeviceDriver",
+    "ArenaStream",
+    "WorkerStream",
+    "WorkerEvent",
+    # re-exported so a plugin needs this one import
+    "DeviceSpec", "DType", "AllocationRule", "ArenaAllocator", "Buffer", "MemoryStats",
+    "HalError", "BackendError", "DeviceError", "DeviceLostError", "InvalidArgumentError",
+    "OutOfMemoryError", "UnsupportedDTypeError", "UnsupportedOpError",
+]
+
+
+class Backend(ABC):
+    """One kind of chip. Instantiated once, with no arguments, by the registry."""
+
+    name: ClassVar[str]
+    """Device kind, the part before ":" in "ascend:0"."""
+
+    api_version: ClassVar[int] = HAL_BACKEND_API
+    """The HAL_BACKEND_API this backend was written against."""
+
+    @abstractmethod
+    def devices(self) -> Sequence[DeviceSpec]:
+        """The devices present, index 0..n-1; empty when none is (no GPU, no driver)."""
+
+    @abstractmethod
+    def open_device(self, index: int) -> DeviceDriver:
+        """The driver of device `index`; called once per device, on first use."""
+
+
+class DeviceDriver(ABC):
+    """One device: its memory and its streams."""
+
+    spec: DeviceSpec
+
+    @abstractmethod
+    def allocate(self, nbytes: int) -> Buffer:
+        """nbytes of uninitialised device memory; raises OutOfMemoryError when it does not fit."""
+
+    @abstractmethod
+    def memory_stats(self) -> MemoryStats: ...
+
+    @abstractmethod
+    def empty_cache(self) -> int:
+        """Returns cached blocks to the system; the bytes released."""
+
+    @abstractmethod
+    def create_stream(self) -> StreamDriver: ...
+
+    def host_pointer(self, buffer: Buffer) -> int | None:
+        """The host address of a buffer where the host can reach device memory (CPU, unified
+        memory), for zero-copy DLPack export; None otherwise."""
+        return None
+
+    def can_copy_from(self, buffer: Buffer) -> bool:
+        """Whether this device's streams copy directly from `buffer` (a peer of the same backend);
+        otherwise hal copies through the host."""
+        return False
+
+
+class StreamDriver(ABC):
+    """An in-order queue of device work. Every method returns once the work is queued."""
+
+    @abstractmethod
+    def copy_from_host(self, dst: Buffer, dst_offset: int, src: np.ndarray) -> None:
+        """src (C-contiguous) -> dst at dst_offset bytes. src must not change until the copy ran."""
+
+    @abstractmethod
+    def copy_to_host(self, dst: np.ndarray, src: Buffer, src_offset: int) -> None:
+        """dst.nbytes bytes of src from src_offset -> dst (C-contiguous, writable)."""
+
+    @abstractmethod
+    def copy_from_device(self, dst: Buffer, dst_offset: int, src: Buffer, src_offset: int, nbytes: int) -> None:
+        """Device-to-device copy; src is on this device or on one that can_copy_from() accepts."""
+
+    @abstractmethod
+    def launch_host_func(self, fn: Callable[[], None]) -> None:
+        """Runs fn in stream order."""
+
+    @abstractmethod
+    def record_event(self) -> EventDriver: ...
+
+    @abstractmethod
+    def wait_event(self, event: EventDriver) -> None:
+        """Later work waits for `event`, which may belong to any stream of any backend."""
+
+    @abstractmethod
+    def synchronize(self) -> None:
+        """Waits for all queued work; raises the first asynchronous error as a DeviceError."""
+
+    @abstractmethod
+    def query(self) -> bool:
+        """True when all queued work has finished."""
+
+
+class EventDriver(ABC):
+    """A recorded point in a stream."""
+
+    simulated: bool
+    """True when device_time_s() is a simulated clock, False when it is wall time."""
+
+    @abstractmethod
+    def wait_done(self) -> None:
+        """Blocks until the event completed; never raises."""
+
+    @abstractmethod
+    def synchronize(self) -> None:
+        """wait_done(), then raises the stream's pending asynchronous error, if any."""
+
+    @abstractmethod
+    def query(self) -> bool: ...
+
+    @abstractmethod
+    def device_time_s(self) -> float:
+        """The device's clock at the event, in seconds (origin is the backend's own)."""
+
+    @abstractmethod
+    def wall_time_s(self) -> float:
+        """time.perf_counter() when the event completed."""
+
+
+class CopyCost(Protocol):
+    """Modelled durations of copies, in seconds, for simulated device clocks."""
+
+    def host_to_device(self, nbytes: int) -> float: ...
+
+    def device_to_host(self, nbytes: int) -> float: ...
+
+    def device_to_device(self, nbytes: int, same_device: bool) -> float: ...
+
+
+class ArenaDeviceDriver(DeviceDriver):
+    """A device whose memory is a native arena in host RAM: the CPU, and every simulated chip.
+
+    copy_cost=None means the device clock is wall time (a real device); otherwise the clock is
+    simulated from the cost model. before_op runs on the stream thread before each op.
+    """
+
+    def __init__(
+        self,
+        spec: DeviceSpec,
+        allocator: ArenaAllocator,
+        *,
+        copy_cost: CopyCost | None = None,
+        before_op: Callable[[str], None] | None = None,
+    ):
+        self.spec = spec
+        self.allocator = allocator
+        self.copy_cost = copy_cost
+        self.before_op = before_op
+
+    def allocate(self, nbytes: int) -> Buffer:
+        return self.allocator.allocate(nbytes)
+
+    def memory_stats(self) -> MemoryStats:
+        return self.allocator.stats()
+
+    def empty_cache(self) -> int:
+        return self.allocator.empty_cache()
+
+    def create_stream(self) -> ArenaStream:
+        return ArenaStream(
+            self.spec.device_name,
+            self.allocator,
+            simulated=self.copy_cost is not None,
+            copy_cost=self.copy_cost,
+            before_op=self.before_op,
+        )
+
+    def host_pointer(self, buffer: Buffer) -> int | None:
+        if not self.allocator.host_addressable:
+            return None
+        self.allocator.check_range(buffer, 0, 0)
+        return self.allocator.arena.host_pointer(buffer.address)
+
+    def can_copy_from(self, buffer: Buffer) -> bool:
+        # Peers of the same backend share the arena copy routines; the copy cost decides
+        # whether that models a direct link or a bounce through the host.
+        return isinstance(buffer, Buffer) and buffer.device_name.split(":")[0] == self.spec.kind
+
+
+# The executor lives in its own module; it needs the contracts above, hence the late import.
+from .streams import ArenaStream, WorkerEvent, WorkerStream  # noqa: E402

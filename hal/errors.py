@@ -1,0 +1,60 @@
+"""Every failure hal reports to a user is a HalError subclass whose message says what to do next."""
+from __future__ import annotations
+
+__all__ = [
+    "HalError",
+    "InvalidArgumentError",
+    "UnsupportedDTypeError",
+    "DeviceNotFoundError",
+    "BackendError",
+    "DeviceError",
+    "DeviceLostError",
+    "OutOfMemoryError",
+    "UnsupportedOpError",
+    "InvalidModelError",
+    "InvalidInputError",
+]
+
+
+class HalError(Exception):
+    """Base of every error hal raises on purpose."""
+
+
+class InvalidArgumentError(HalError, ValueError):
+    """A call got an argument it cannot use (wrong shape, offset, type...)."""
+
+
+class UnsupportedDTypeError(HalError, TypeError):
+    """A dtype hal, or the chip asked for, cannot represent or compute."""
+
+
+class DeviceNotFoundError(HalError, LookupError):
+    """A device name that no registered backend provides."""
+
+
+class BackendError(HalError):
+    """A backend plugin is broken: failed to import, wrong API version, bad spec file."""
+
+
+class DeviceError(HalError):
+    """Work on a device failed; raised at the next synchronize, as real runtimes do."""
+
+
+class DeviceLostError(DeviceError):
+    """The device stopped answering; every later operation on it fails the same way."""
+
+
+class OutOfMemoryError(HalError, MemoryError):
+    """A device allocation did not fit; the message gives device, bytes asked, free and capacity."""
+
+
+class UnsupportedOpError(HalError):
+    """A backend cannot run an operation; the message says why and what can run it."""
+
+
+class InvalidModelError(HalError, ValueError):
+    """An ONNX model is malformed or uses something hal cannot load."""
+
+
+class InvalidInputError(HalError, ValueError):
+    """An input fed to a model has the wrong name, dtype or shape."""

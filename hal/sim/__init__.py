@@ -1,0 +1,36 @@
+"""Toolkit for simulated chips: spec files, arena memory, a roofline cost model, a simulated
+clock per stream, and fault injection. A simulated chip is data plus these rules."""
+from __future__ import annotations
+
+from ..device import Device
+from ..errors import InvalidArgumentError
+from .backend import SimulatedBackend, SimulatedDeviceDriver, sim_device_config
+from .cost import ChipCost
+from .faults import FAULT_KINDS, FaultInjector
+from .spec import ChipSpec, Figure, find_chip_spec, list_chip_specs, load_chip_spec
+
+__all__ = [
+    "ChipSpec", "Figure", "load_chip_spec", "find_chip_spec", "list_chip_specs",
+    "ChipCost", "SimulatedBackend", "SimulatedDeviceDriver", "sim_device_config",
+    "FAULT_KINDS", "FaultInjector", "inject_fault", "clear_faults",
+]
+
+
+def _faults(device: Device | str) -> FaultInjector:
+    from ..registry import device as get_device
+
+    found = get_device(device)
+    driver = found.driver
+    if not isinstance(driver, SimulatedDeviceDriver):
+        raise InvalidArgumentError(f"{found.name} is not a simulated device; faults can only be injected into simulated chips")
+    return driver.faults
+
+
+def inject_fault(device: Device | str, kind: str, *, after_ops: int = 0) -> None:
+    """Arms a fault on a simulated device: "kernel_error", "device_lost" or "out_of_memory"."""
+    _faults(device).inject(kind, after_ops)
+
+
+def clear_faults(device: Device | str) -> None:
+    """Disarms faults and recovers a lost simulated device."""
+    _faults(device).clear()
