@@ -7,7 +7,7 @@ StreamDrivers, whose copies, host functions and events run in order.
 
 Ready-made parts for chips whose memory hal keeps in a host arena (the CPU, simulated chips):
 ArenaAllocator + ArenaDeviceDriver + ArenaStream. A real chip's package implements the same three
-contracts over its own runtime (see backends/hal_template for a starting point).
+contracts over its own runtime; examples/vendor_backend is a complete package to start from.
 
 Contract versions (HAL_BACKEND_API):
   1 -- devices, memory (allocate, stats, empty_cache), copies, streams, events, host functions.

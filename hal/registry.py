@@ -58,7 +58,8 @@ class _Registry:
                         f"(installed: {', '.join(sorted(found)) or 'none'})"
                     )
                     warnings.warn(self.failures[name], BackendLoadWarning, stacklevel=4)
-            for name, ep in found.items():
+            # cpu first, then cuda, then the other chips by name: the order users read them in
+            for name, ep in sorted(found.items(), key=lambda item: (item[0] != "cpu", item[0] != "cuda", item[0])):
                 if wanted is not None and name not in wanted:
                     continue
                 try:

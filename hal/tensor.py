@@ -59,15 +59,24 @@ class DeviceTensor:
         return f"<hal.DeviceTensor shape={self.shape} dtype={self.dtype} device={self.device.name}>"
 
     # -- copies --------------------------------------------------------------------------------
-    def numpy(self, *, stream: Stream | None = None) -> np.ndarray:
-        """Copies the tensor to a new host array (device -> host); bit-exact."""
-        out = np.empty(self.shape, self.dtype.numpy)
+    def numpy(self, *, out: np.ndarray | None = None, stream: Stream | None = None, non_blocking: bool = False) -> np.ndarray:
+        """Copies the tensor to a host array (device -> host), bit-exact: a new one, or `out`
+        (same shape and dtype, C-contiguous). With non_blocking=True the copy is only queued:
+        read the array after the stream is synchronized."""
+        if out is None:
+            out = np.empty(self.shape, self.dtype.numpy)
+        elif not isinstance(out, np.ndarray) or out.shape != self.shape or out.dtype != self.dtype.numpy:
+            raise InvalidArgumentError(
+                f"out must be a numpy array of shape {self.shape} and dtype {self.dtype}, got "
+                f"{getattr(out, 'shape', None)} {getattr(out, 'dtype', type(out).__name__)}"
+            )
         if isinstance(self.buffer, ExternalBuffer):
             out.reshape(-1).view(np.uint8)[:] = self._external_bytes()
             return out
         stream = self._stream(stream)
         stream.driver.copy_to_host(out, self.buffer, self.offset)
-        stream.synchronize()
+        if not non_blocking:
+            stream.synchronize()
         return out
 
     def to(self, device: str | Device, *, stream: Stream | None = None, non_blocking: bool = False) -> DeviceTensor:

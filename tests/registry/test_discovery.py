@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,59 +14,34 @@ import pytest
 import hal
 from hal import registry
 
-from ..conftest import run_python
+from ..conftest import REPO, run_python
 
-VENDOR_PYPROJECT = """
-[build-system]
-requires = ["setuptools>=61"]
-build-backend = "setuptools.build_meta"
+VENDOR_EXAMPLE = REPO / "examples" / "vendor_backend"
 
-[project]
-name = "hal-vendor-toy"
-version = "0.1"
-
-[tool.setuptools]
-py-modules = ["hal_toy", "hal_broken"]
-
-[project.entry-points."hal.backends"]
-toy = "hal_toy:ToyBackend"
-broken = "hal_broken:BrokenBackend"
+# Two more entry points in the same package: one whose import fails, one written for another
+# version of the backend contract.
+EXTRA_ENTRY_POINTS = """broken = "hal_broken:BrokenBackend"
 ancient = "hal_toy:AncientBackend"
 """
-
-# A complete backend outside the hal tree: it imports only hal.backend, as the design requires.
-VENDOR_TOY = '''
-from hal.backend import AllocationRule, ArenaAllocator, ArenaDeviceDriver, Backend, DeviceSpec, DType
-
-
-class ToyBackend(Backend):
-    name = "toy"
-
-    def devices(self):
-        return [DeviceSpec(kind="toy", index=i, name="Toy NPU", vendor="Example Inc.", simulated=True,
-                           memory_bytes=1 << 30, dtypes=(DType.FLOAT32,)) for i in range(3)]
-
-    def open_device(self, index):
-        spec = self.devices()[index]
-        return ArenaDeviceDriver(spec, ArenaAllocator(spec.device_name, spec.memory_bytes, AllocationRule(16, 0, 64)))
-
+VENDOR_ANCIENT = """
 
 class AncientBackend(ToyBackend):
     name = "ancient"
     api_version = 0
-'''
-
+"""
 VENDOR_BROKEN = "raise ImportError('libtoy_runtime.so: cannot open shared object file')\n"
 
 
 @pytest.fixture(scope="module")
 def vendor_site(tmp_path_factory) -> Path:
-    """Builds and installs (pip --target) a vendor backend package made here, outside the tree."""
+    """Builds and installs (pip --target) the example vendor package, outside the hal tree."""
     root = tmp_path_factory.mktemp("vendor")
     src = root / "src"
-    src.mkdir()
-    (src / "pyproject.toml").write_text(VENDOR_PYPROJECT)
-    (src / "hal_toy.py").write_text(VENDOR_TOY)
+    shutil.copytree(VENDOR_EXAMPLE, src)
+    pyproject = (src / "pyproject.toml").read_text()
+    pyproject = pyproject.replace('py-modules = ["hal_toy"]', 'py-modules = ["hal_toy", "hal_broken"]')
+    (src / "pyproject.toml").write_text(pyproject + EXTRA_ENTRY_POINTS)
+    (src / "hal_toy.py").write_text((src / "hal_toy.py").read_text() + VENDOR_ANCIENT)
     (src / "hal_broken.py").write_text(VENDOR_BROKEN)
     site = root / "site"
     result = subprocess.run(

@@ -104,3 +104,12 @@ def test_reshape_shares_memory(hal_device):
 def test_empty_has_shape_dtype_and_device(hal_device):
     e = hal.empty((1024, 1024), "float16", device=hal_device)
     assert (e.shape, e.dtype, e.nbytes, e.device) == ((1024, 1024), hal.DType.FLOAT16, 2 << 20, hal_device)
+
+
+def test_numpy_into_existing_array(hal_device):
+    host = np.arange(12, dtype=np.int32).reshape(3, 4)
+    t = hal.tensor(host, device=hal_device)
+    out = np.zeros((3, 4), np.int32)
+    assert t.numpy(out=out) is out and np.array_equal(out, host)
+    with pytest.raises(hal.InvalidArgumentError, match="out must be"):
+        t.numpy(out=np.zeros((4, 3), np.int32))
