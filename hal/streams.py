@@ -19,7 +19,7 @@ from queue import SimpleQueue
 
 import numpy as np
 
-from . import _C
+from . import _C, profiler
 from .backend import CopyCost, EventDriver, StreamDriver
 from .errors import DeviceError, InvalidArgumentError
 from .memory import ArenaAllocator, Buffer
@@ -27,6 +27,7 @@ from .memory import ArenaAllocator, Buffer
 __all__ = ["WorkerEvent", "WorkerStream", "ArenaStream"]
 
 _STOP = object()
+_stream_ids = itertools.count()
 
 
 class WorkerEvent(EventDriver):
@@ -129,17 +130,40 @@ class WorkerStream(StreamDriver):
         self._state = _StreamState(label, before_op)
         self._thread: threading.Thread | None = None
         self._clock = 0.0  # simulated seconds at the tail of the stream
+        self.stream_id = next(_stream_ids)
 
-    def submit(self, name: str, fn: Callable[[], None], device_seconds: float = 0.0) -> None:
+    def submit(self, name: str, fn: Callable[[], None], device_seconds: float = 0.0, category: str = "compute") -> None:
         """Queues fn; on a simulated chip it takes device_seconds of device time."""
-        self._put(name, fn, always_run=False, device_seconds=device_seconds)
+        recorder = profiler.active()
+        if recorder is None:
+            self._put(name, fn, always_run=False, device_seconds=device_seconds)
+            return
+        box: list[float] = []
 
-    def _put(self, name: str, fn: Callable[[], None], *, always_run: bool, device_seconds: float = 0.0) -> float:
+        def traced() -> None:
+            start = time.perf_counter()
+            try:
+                fn()
+            finally:
+                end_clock = box[0] if box else None
+                recorder.record(profiler.TraceEvent(
+                    name, category, self.label, f"stream {self.stream_id}", start, time.perf_counter(),
+                    device_start=(end_clock - device_seconds) if self.simulated and end_clock is not None else None,
+                    device_end=end_clock if self.simulated else None,
+                    simulated=self.simulated,
+                ))
+
+        self._put(name, traced, always_run=False, device_seconds=device_seconds, clock_box=box)
+
+    def _put(self, name: str, fn: Callable[[], None], *, always_run: bool, device_seconds: float = 0.0,
+             clock_box: list[float] | None = None) -> float:
         state = self._state
         with state.lock:
             self._clock += device_seconds
             state.submitted += 1
             clock = self._clock
+        if clock_box is not None:  # before the op is queued: the worker may run it at once
+            clock_box.append(clock)
         if self._thread is None:
             self._start()
         state.queue.put((name, fn, always_run))
@@ -215,7 +239,7 @@ class ArenaStream(WorkerStream):
             _ = dst  # the buffer stays alive until the copy ran
 
         seconds = self.copy_cost.host_to_device(src.nbytes) if self.copy_cost else 0.0
-        self.submit("copy_h2d", copy, seconds)
+        self.submit("copy_h2d", copy, seconds, "copy")
 
     def copy_to_host(self, dst: np.ndarray, src: Buffer, src_offset: int) -> None:
         dst = _host_bytes(dst, self.label, writable=True)
@@ -227,7 +251,7 @@ class ArenaStream(WorkerStream):
             _ = src
 
         seconds = self.copy_cost.device_to_host(dst.nbytes) if self.copy_cost else 0.0
-        self.submit("copy_d2h", copy, seconds)
+        self.submit("copy_d2h", copy, seconds, "copy")
 
     def copy_from_device(self, dst: Buffer, dst_offset: int, src: Buffer, src_offset: int, nbytes: int) -> None:
         if not isinstance(src, Buffer):
@@ -246,7 +270,7 @@ class ArenaStream(WorkerStream):
             _ = (dst, src)
 
         seconds = self.copy_cost.device_to_device(nbytes, same_device) if self.copy_cost else 0.0
-        self.submit("copy_d2d" if same_device else "copy_peer", copy, seconds)
+        self.submit("copy_d2d" if same_device else "copy_peer", copy, seconds, "copy")
 
 
 def _host_bytes(array: np.ndarray, label: str, *, writable: bool) -> np.ndarray:
