@@ -23,18 +23,27 @@ from .errors import (
 )
 from .memory import Buffer, MemoryStats
 from .registry import BackendLoadWarning, default_device, device, devices
-from .tensor import DeviceTensor, empty, from_dlpack, tensor
+from .tensor import DeviceTensor, as_tensor, empty, from_dlpack, tensor
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Device", "DeviceSpec", "Stream", "Event", "DType", "dtype", "Buffer", "MemoryStats",
-    "DeviceTensor", "tensor", "empty", "from_dlpack",
+    "DeviceTensor", "tensor", "empty", "as_tensor", "from_dlpack",
     "devices", "device", "default_device", "synchronize", "BackendLoadWarning",
     "HalError", "BackendError", "DeviceError", "DeviceLostError", "DeviceNotFoundError",
     "InvalidArgumentError", "InvalidInputError", "InvalidModelError", "OutOfMemoryError",
-    "UnsupportedDTypeError", "UnsupportedOpError",
+    "UnsupportedDTypeError", "UnsupportedOpError", "InferenceSession",
 ]
+
+
+def __getattr__(name: str):
+    # The ONNX side needs onnx and onnxruntime; they load on first use, keeping `import hal` fast.
+    if name == "InferenceSession":
+        from .graph.session import InferenceSession
+
+        return InferenceSession
+    raise AttributeError(f"module 'hal' has no attribute {name!r}")
 
 
 def synchronize(device_name: str | Device | None = None) -> None:

@@ -9,14 +9,16 @@ Ready-made parts for chips whose memory hal keeps in a host arena (the CPU, simu
 ArenaAllocator + ArenaDeviceDriver + ArenaStream. A real chip's package implements the same three
 contracts over its own runtime; examples/vendor_backend is a complete package to start from.
 
-Contract versions (HAL_BACKEND_API):
+Contract versions (HAL_BACKEND_API); the registry loads plugins of any version from 1 up:
   1 -- devices, memory (allocate, stats, empty_cache), copies, streams, events, host functions.
+  2 -- ONNX graphs: supports(node, device) -> Support, compile(...) -> Executable, optional
+       cost(node, device, options). A version-1 backend keeps working; its devices run no nodes.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from typing import ClassVar, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
 
@@ -32,18 +34,31 @@ from .errors import (
     UnsupportedDTypeError,
     UnsupportedOpError,
 )
+from .graph.capability import CompileOptions, NodeInfo, Support, TensorInfo
 from .memory import AllocationRule, ArenaAllocator, Buffer, MemoryStats
 
-HAL_BACKEND_API = 1
+if TYPE_CHECKING:
+    import onnx
+
+    from .device import Device, Stream
+    from .tensor import DeviceTensor
+
+HAL_BACKEND_API = 2
+MIN_BACKEND_API = 1
 
 __all__ = [
     "HAL_BACKEND_API",
+    "MIN_BACKEND_API",
     "Backend",
+    "Executable",
+    "NodeInfo", "TensorInfo", "Support", "CompileOptions",
     "DeviceDriver",
     "StreamDriver",
     "EventDriver",
     "CopyCost",
     "ArenaDeviceDriver",
+    "HostProgram",
+    "host_supports",
     "ArenaStream",
     "WorkerStream",
     "WorkerEvent",
@@ -71,6 +86,21 @@ class Backend(ABC):
     def open_device(self, index: int) -> DeviceDriver:
         """The driver of device `index`; called once per device, on first use."""
 
+    # -- ONNX graphs (API 2) -------------------------------------------------------------------
+    def supports(self, node: NodeInfo, device: DeviceSpec) -> Support:
+        """Whether `device` runs this node, or why not (a reason a person reads)."""
+        return Support.no(f"the {self.name} backend runs no ONNX nodes")
+
+    def compile(self, model: onnx.ModelProto, nodes: Sequence[NodeInfo], device: Device, options: CompileOptions) -> Executable:
+        """Compiles one partition: `model` is standalone (its own inputs, outputs, initializers),
+        `nodes` its nodes in topological order, every one of which supports() accepted."""
+        raise UnsupportedOpError(f"the {self.name} backend runs no ONNX nodes")
+
+    def cost(self, node: NodeInfo, device: DeviceSpec, options: CompileOptions) -> float | None:
+        """Estimated seconds for the node on the device (None: unknown), for cost-based
+        placement and plan estimates."""
+        return None
+
 
 class DeviceDriver(ABC):
     """One device: its memory and its streams."""
@@ -94,6 +124,11 @@ class DeviceDriver(ABC):
     def host_pointer(self, buffer: Buffer) -> int | None:
         """The host address of a buffer where the host can reach device memory (CPU, unified
         memory), for zero-copy DLPack export; None otherwise."""
+        return None
+
+    def host_view(self, buffer: Buffer) -> np.ndarray | None:
+        """The buffer's bytes as a flat uint8 numpy array sharing its memory, where the host can
+        reach device memory; None otherwise. The array keeps the memory alive."""
         return None
 
     def can_copy_from(self, buffer: Buffer) -> bool:
@@ -163,6 +198,18 @@ class EventDriver(ABC):
         """time.perf_counter() when the event completed."""
 
 
+class Executable(ABC):
+    """A compiled partition."""
+
+    input_names: Sequence[str]
+    output_names: Sequence[str]
+
+    @abstractmethod
+    def run(self, inputs: Mapping[str, DeviceTensor], stream: Stream) -> dict[str, DeviceTensor]:
+        """Runs on `stream` of the partition's device; inputs are on that device, and so are the
+        outputs returned. May return before the work finished (later reads synchronize)."""
+
+
 class CopyCost(Protocol):
     """Modelled durations of copies, in seconds, for simulated device clocks."""
 
@@ -217,6 +264,12 @@ class ArenaDeviceDriver(DeviceDriver):
         self.allocator.check_range(buffer, 0, 0)
         return self.allocator.arena.host_pointer(buffer.address)
 
+    def host_view(self, buffer: Buffer) -> np.ndarray | None:
+        if not self.allocator.host_addressable:
+            return None
+        self.allocator.check_range(buffer, 0, 0)
+        return np.frombuffer(self.allocator.arena.host_buffer(buffer.address), dtype=np.uint8)
+
     def can_copy_from(self, buffer: Buffer) -> bool:
         # Peers of the same backend share the arena copy routines; the copy cost decides
         # whether that models a direct link or a bounce through the host.
@@ -225,3 +278,12 @@ class ArenaDeviceDriver(DeviceDriver):
 
 # The executor lives in its own module; it needs the contracts above, hence the late import.
 from .streams import ArenaStream, WorkerEvent, WorkerStream  # noqa: E402
+
+
+def __getattr__(name: str):
+    # Host execution needs onnx; it is loaded when a backend first asks, not at `import hal`.
+    if name in ("HostProgram", "host_supports"):
+        from .graph import host
+
+        return getattr(host, name)
+    raise AttributeError(f"module 'hal.backend' has no attribute {name!r}")

@@ -69,6 +69,142 @@ def _chips_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _session(args: argparse.Namespace, devices: list[str]):
+    from .graph.session import InferenceSession
+
+    return InferenceSession(
+        args.model, devices=devices, placement=getattr(args, "placement", "priority"),
+        strict=getattr(args, "strict", False), precision_mode=args.precision_mode, fc_precision=args.fc_precision,
+    )
+
+
+def _feeds(sess, args: argparse.Namespace) -> dict:
+    """Inputs from --input NAME=FILE (.npy or a serialized onnx TensorProto .pb), random otherwise."""
+    import numpy as np
+
+    from .errors import InvalidArgumentError
+
+    given: dict = {}
+    for item in args.input or []:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise InvalidArgumentError(f"--input takes NAME=FILE, got {item!r}")
+        given[name] = _load_array(path)
+    dims = {}
+    for item in args.dim or []:
+        name, sep, size = item.partition("=")
+        if not sep or not size.isdigit():
+            raise InvalidArgumentError(f"--dim takes NAME=SIZE (a symbolic dimension), got {item!r}")
+        dims[name] = int(size)
+    rng = np.random.default_rng(args.seed)
+    feeds = {}
+    for info in sess.model.inputs:
+        if info.name in given:
+            feeds[info.name] = given[info.name]
+            continue
+        shape = tuple(d if isinstance(d, int) else dims.get(d, 1) if isinstance(d, str) else 1 for d in (info.shape or ()))
+        dtype = info.dtype.numpy if info.dtype is not None else np.dtype(np.float32)
+        if dtype.kind == "f" or dtype.kind == "V":
+            feeds[info.name] = rng.standard_normal(shape).astype(dtype)
+        elif dtype.kind == "b":
+            feeds[info.name] = rng.integers(0, 2, shape).astype(bool)
+        else:
+            feeds[info.name] = rng.integers(0, 10, shape).astype(dtype)  # safe as ids and indices
+    return feeds
+
+
+def _load_array(path: str):
+    import numpy as np
+
+    from .errors import InvalidArgumentError
+
+    try:
+        if path.endswith(".pb"):
+            import onnx
+            from onnx import numpy_helper
+
+            tensor = onnx.TensorProto()
+            with open(path, "rb") as f:
+                tensor.ParseFromString(f.read())
+            return numpy_helper.to_array(tensor)
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InvalidArgumentError(f"cannot read input {path}: {exc}") from None
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise InvalidArgumentError(f"cannot read input {path}: not a .npy array or a serialized onnx TensorProto ({exc})") from None
+
+
+def _device_clocks(sess):
+    return {d: d.default_stream.record_event() for d in sess.devices}
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    import time
+
+    import numpy as np
+
+    sess = _session(args, _device_list(args.device))
+    feeds = _feeds(sess, args)
+    sess.run(None, feeds)  # warm-up: first-run allocations and caches
+    before = _device_clocks(sess)
+    start = time.perf_counter()
+    for _ in range(args.repeat):
+        outputs = sess.run(None, feeds)
+    wall = (time.perf_counter() - start) / args.repeat
+    after = _device_clocks(sess)
+    for info, value in zip(sess.get_outputs(), outputs):
+        value = np.asarray(value)
+        stats = ""
+        if value.size and value.dtype.kind in "fiub":
+            as_float = value.astype(np.float64)
+            stats = f" mean={as_float.mean():.6g} std={as_float.std():.6g} min={as_float.min():.6g} max={as_float.max():.6g}"
+        print(f"{info.name}: shape={value.shape} dtype={value.dtype}{stats}")
+    print(f"wall time: {wall * 1e3:.3f} ms per run (mean of {args.repeat})")
+    for device, event in before.items():
+        end = after[device]
+        if end.driver.simulated:
+            print(f"simulated time on {device.name}: {event.elapsed_time(end) / args.repeat:.3f} ms per run")
+    fallbacks = len(sess.plan.fallbacks)
+    if fallbacks:
+        print(f"{fallbacks} node(s) fell back; see `hal explain`")
+    return 0
+
+
+def _explain_command(args: argparse.Namespace) -> int:
+    sess = _session(args, _device_list(args.devices))
+    print(sess.plan.to_json() if args.json else sess.plan.explain())
+    return 0
+
+
+def _profile_command(args: argparse.Namespace) -> int:
+    from . import profiler
+
+    sess = _session(args, _device_list(args.device))
+    feeds = _feeds(sess, args)
+    sess.run(None, feeds)
+    with profiler.profile() as prof:
+        for _ in range(args.repeat):
+            sess.run(None, feeds)
+    path = prof.save(args.output)
+    print(f"wrote {path}: {len(prof.events)} events; open it in ui.perfetto.dev or chrome://tracing")
+    return 0
+
+
+def _device_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _model_arguments(parser: argparse.ArgumentParser, *, inputs: bool) -> None:
+    parser.add_argument("model", help="path to an .onnx model")
+    parser.add_argument("--precision-mode", help="Ascend CANN precision_mode (default: the chip's documented default)")
+    parser.add_argument("--fc-precision", help="Kunlun fully connected compute type (default int16)")
+    if inputs:
+        parser.add_argument("--input", action="append", metavar="NAME=FILE", help="an input from .npy or .pb (repeatable); others are random")
+        parser.add_argument("--dim", action="append", metavar="NAME=SIZE", help="size of a symbolic dimension for random inputs (default 1)")
+        parser.add_argument("--seed", type=int, default=0, help="seed of random inputs")
+        parser.add_argument("--repeat", type=int, default=1, help="runs to time (after one warm-up run)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hal", description="One device API for many AI chips.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -84,6 +220,30 @@ def _parser() -> argparse.ArgumentParser:
     chips.add_argument("kind", nargs="?", help="only this backend, e.g. kunlun")
     chips.add_argument("--sources", action="store_true", help="print every figure with its source")
     chips.set_defaults(run=_chips_command)
+
+    run = sub.add_parser("run", help="run a model on a device and summarise its outputs",
+                         description="Run an ONNX model; print each output's summary, wall time and simulated time.")
+    _model_arguments(run, inputs=True)
+    run.add_argument("--device", default="cpu", help="device, or a comma-separated priority list (default cpu)")
+    run.set_defaults(run=_run_command)
+
+    explain = sub.add_parser("explain", help="show where every node of a model would run and why",
+                             description="Show the placement plan: per node its device or fallback reason, "
+                                         "transfers, and estimated time per device.")
+    _model_arguments(explain, inputs=False)
+    explain.add_argument("--devices", default="cpu", help="comma-separated devices in priority order")
+    explain.add_argument("--placement", choices=("priority", "cost"), default="priority")
+    explain.add_argument("--strict", action="store_true", help="no fallback: fail listing what the first device lacks")
+    explain.add_argument("--json", action="store_true", help="machine-readable plan")
+    explain.set_defaults(run=_explain_command)
+
+    prof = sub.add_parser("profile", help="run a model and write a Chrome/Perfetto trace",
+                          description="Run a model and write a trace: a track per device and stream, copies "
+                                      "shown, on the simulated and the wall clock.")
+    _model_arguments(prof, inputs=True)
+    prof.add_argument("--device", default="cpu", help="device, or a comma-separated priority list")
+    prof.add_argument("-o", "--output", default="trace.json", help="where to write the trace (default trace.json)")
+    prof.set_defaults(run=_profile_command)
     return parser
 
 

@@ -17,7 +17,7 @@ import threading
 import warnings
 from typing import TYPE_CHECKING
 
-from .backend import HAL_BACKEND_API, Backend
+from .backend import HAL_BACKEND_API, MIN_BACKEND_API, Backend
 from .device import Device
 from .errors import BackendError, DeviceNotFoundError, InvalidArgumentError
 
@@ -93,10 +93,10 @@ def _instantiate(name: str, ep: EntryPoint) -> Backend:
     if not isinstance(backend, Backend):
         raise BackendError(f"{ep.value} made a {type(backend).__name__}, not a hal.backend.Backend")
     version = getattr(backend, "api_version", None)
-    if version != HAL_BACKEND_API:
-        relation = "older" if isinstance(version, int) and version < HAL_BACKEND_API else "newer"
+    if not isinstance(version, int) or not MIN_BACKEND_API <= version <= HAL_BACKEND_API:
+        relation = "older" if isinstance(version, int) and version < MIN_BACKEND_API else "newer"
         raise BackendError(
-            f"it implements backend API {version}, this hal speaks {HAL_BACKEND_API} "
+            f"it implements backend API {version}, this hal speaks {MIN_BACKEND_API} to {HAL_BACKEND_API} "
             f"({relation}); install matching versions of hal and the backend package"
         )
     if backend.name != name:

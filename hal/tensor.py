@@ -19,7 +19,7 @@ from .errors import InvalidArgumentError
 from .memory import Buffer, ExternalBuffer
 from .registry import device as get_device
 
-__all__ = ["DeviceTensor", "tensor", "empty", "from_dlpack"]
+__all__ = ["DeviceTensor", "tensor", "empty", "as_tensor", "from_dlpack"]
 
 _DL_CPU = 1
 _DL_EXT_DEV = 12  # DLPack's device type for devices outside its list (here: simulated chips)
@@ -157,6 +157,21 @@ class DeviceTensor:
         assert isinstance(self.buffer, ExternalBuffer)  # internal invariant, not input validation
         return self.buffer.host_bytes()[self.offset : self.offset + self.nbytes]
 
+    def host_view(self) -> np.ndarray:
+        """A numpy array sharing this tensor's memory, for host-addressable devices (the CPU);
+        other devices' memory is not reachable from the host (use numpy() to copy)."""
+        if isinstance(self.buffer, ExternalBuffer):
+            raw = self._external_bytes()
+        else:
+            raw = self.device.driver.host_view(self.buffer)
+            if raw is None:
+                raise InvalidArgumentError(
+                    f"{self.device.name} memory is not host-addressable; copy it with .numpy() or .to('cpu')"
+                )
+            self.device.default_stream.synchronize()  # pending writes land before the caller reads
+            raw = raw[self.offset : self.offset + self.nbytes]
+        return raw.view(self.dtype.numpy).reshape(self.shape)
+
     # -- views ---------------------------------------------------------------------------------
     def reshape(self, *shape: int | Sequence[int]) -> DeviceTensor:
         """The same memory with another shape (-1 infers one dimension)."""
@@ -264,6 +279,18 @@ def tensor(data: Any, dtype: Any = None, device: str | Device | None = None) -> 
     dt = _dtype_of(host)
     out = empty(host.shape, dt, device=device)
     return out.copy_(host)
+
+
+def as_tensor(array: np.ndarray) -> DeviceTensor:
+    """A cpu:0 tensor sharing a numpy array's memory (no copy when it is C-contiguous), as
+    torch.as_tensor does; any dtype hal knows, bfloat16 included."""
+    if not isinstance(array, np.ndarray):
+        raise InvalidArgumentError(f"hal.as_tensor takes a numpy array, got {type(array).__name__}; use hal.tensor to copy other data")
+    dt = _dtype_of(array)
+    array = _c_contiguous(array)
+    flat = array.reshape(-1).view(np.uint8)
+    buffer = ExternalBuffer(array, array.ctypes.data, array.nbytes, flat, read_only=not array.flags.writeable)
+    return DeviceTensor(buffer, array.shape, dt, get_device("cpu:0"))
 
 
 def from_dlpack(obj: Any) -> DeviceTensor:

@@ -11,4 +11,5 @@ __all__ = ["AscendBackend"]
 class AscendBackend(SimulatedBackend):
     name = "ascend"
     chips_dir = Path(__file__).parent / "chips"
+    op_table_path = Path(__file__).parent / "ops.toml"
     default_model = "910B"

@@ -11,4 +11,5 @@ __all__ = ["KunlunBackend"]
 class KunlunBackend(SimulatedBackend):
     name = "kunlun"
     chips_dir = Path(__file__).parent / "chips"
+    op_table_path = Path(__file__).parent / "ops.toml"
     default_model = "P800"

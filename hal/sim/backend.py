@@ -3,16 +3,26 @@ rules, dtypes and speed. hal_ascend and hal_kunlun are subclasses that name thei
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from ..backend import ArenaDeviceDriver, Backend
+import numpy as np
+
+from ..backend import ArenaDeviceDriver, Backend, Executable
 from ..device import DeviceSpec
 from ..errors import BackendError
+from ..graph.capability import CompileOptions, NodeInfo, Support
 from ..memory import ArenaAllocator, Buffer
 from .cost import ChipCost
 from .faults import FaultInjector
 from .spec import ChipSpec, find_chip_spec, list_chip_specs
+
+if TYPE_CHECKING:
+    import onnx
+
+    from ..device import Device, Stream
+    from ..tensor import DeviceTensor
 
 __all__ = ["SimulatedBackend", "SimulatedDeviceDriver", "sim_device_config", "DEFAULT_SIM_DEVICE_COUNT"]
 
@@ -55,11 +65,25 @@ class SimulatedDeviceDriver(ArenaDeviceDriver):
         self.faults.before_allocate(nbytes)
         return super().allocate(nbytes)
 
+    # The emulator runs on the host: it reads and writes device memory directly, outside the
+    # simulated timeline (the chip's own kernels would not cross the host link).
+    def read_for_emulation(self, tensor: DeviceTensor) -> np.ndarray:
+        out = np.empty(tensor.shape, tensor.dtype.numpy)
+        if out.nbytes:
+            self.allocator.arena.copy_to_host(tensor.buffer.address, tensor.offset, out.reshape(-1).view(np.uint8))
+        return out
+
+    def write_for_emulation(self, buffer: Buffer, array: np.ndarray) -> None:
+        if array.nbytes:
+            self.allocator.arena.copy_from_host(buffer.address, 0, np.ascontiguousarray(array).reshape(-1).view(np.uint8))
+
 
 class SimulatedBackend(Backend):
-    """Base of a simulated chip family. Subclasses set name, chips_dir and default_model."""
+    """Base of a simulated chip family. Subclasses set name, chips_dir, op_table_path and
+    default_model."""
 
     chips_dir: ClassVar[Path]
+    op_table_path: ClassVar[Path]
     default_model: ClassVar[str]
 
     def __init__(self) -> None:
@@ -78,3 +102,122 @@ class SimulatedBackend(Backend):
     def chip_models(self) -> list[ChipSpec]:
         """Every chip model this backend ships a spec for."""
         return list_chip_specs(self.chips_dir)
+
+    # -- ONNX graphs ---------------------------------------------------------------------------
+    def op_table(self):
+        from .optable import load_op_table
+
+        return load_op_table(self.op_table_path)
+
+    def supports(self, node: NodeInfo, device: DeviceSpec) -> Support:
+        return self.op_table().supports(node, self.chip)
+
+    def cost(self, node: NodeInfo, device: DeviceSpec, options: CompileOptions) -> float:
+        from .cost import node_cost
+        from .numerics import compute_dtype_of
+
+        return node_cost(node, self.chip, compute_dtype_of(node, self.chip, options)).seconds
+
+    def compile(self, model: onnx.ModelProto, nodes: Sequence[NodeInfo], device: Device, options: CompileOptions) -> SimulatedExecutable:
+        table = self.op_table()
+        narrowed = {n.name for n in nodes if table.narrows_int64(table.supports(n, self.chip))}
+        return SimulatedExecutable(model, nodes, self.chip, options, narrowed)
+
+
+class SimulatedExecutable(Executable):
+    """A partition on a simulated chip: the chip's numerics as an ONNX rewrite run on the host
+    (hal.graph.host), its duration from the roofline cost model on the device's simulated clock."""
+
+    def __init__(self, model: onnx.ModelProto, nodes: Sequence[NodeInfo], chip: ChipSpec, options: CompileOptions, narrow_int64: set[str]):
+        from ..graph.host import HostProgram
+        from ..graph.model import load_model
+        from .numerics import emulate
+
+        self.chip = chip
+        self.name = model.graph.name
+        self.input_names = [i.name for i in model.graph.input]
+        self.output_names = [o.name for o in model.graph.output]
+        self.emulated = emulate(model, chip, precision_mode=options.precision_mode,
+                                fc_precision=options.fc_precision, narrow_int64=narrow_int64)
+        emulated_model = load_model(self.emulated.model)
+        self.program = HostProgram(emulated_model.proto, emulated_model.node_infos(), threads=options.intra_op_threads)
+        self.nodes = list(nodes)
+        self._model = model
+        self._seconds_by_shapes: dict[tuple, float] = {}
+        self._static_seconds = self._partition_seconds(self.nodes) if all(_static(n) for n in self.nodes) else None
+
+    def _partition_seconds(self, nodes: Sequence[NodeInfo]) -> float:
+        from .cost import node_cost
+
+        dtypes = self.emulated.compute_dtypes
+        return sum(node_cost(n, self.chip, dtypes.get(n.name)).seconds for n in nodes)
+
+    def seconds_for(self, shapes: tuple) -> float:
+        """Simulated duration for these input shapes (dynamic partitions re-infer shapes once per
+        new input signature)."""
+        if self._static_seconds is not None:
+            return self._static_seconds
+        found = self._seconds_by_shapes.get(shapes)
+        if found is None:
+            from ..graph.model import load_model
+
+            fixed = _with_input_shapes(self._model, dict(zip(self.input_names, shapes)))
+            found = self._partition_seconds(load_model(fixed).node_infos())
+            self._seconds_by_shapes[shapes] = found
+        return found
+
+    def run(self, inputs: Mapping[str, DeviceTensor], stream: Stream) -> dict[str, DeviceTensor]:
+        from ..tensor import DeviceTensor
+        from .numerics import check_overflow
+
+        device = stream.device
+        driver = device.driver
+        stream.synchronize()  # the inputs are complete before the emulator reads them
+        host = {name: driver.read_for_emulation(inputs[name]) for name in self.input_names}
+        values = self.program.run(host)
+        check_overflow(self.emulated, values, f"{device.name} ({self.chip.name})")
+        seconds = self.seconds_for(tuple(host[name].shape for name in self.input_names))
+        outputs: dict[str, DeviceTensor] = {}
+        writes = []
+        for name in self.output_names:
+            value = values[name]
+            tensor_out = DeviceTensor(driver.allocate(value.nbytes), value.shape, _hal_dtype(value), device)
+            outputs[name] = tensor_out
+            writes.append((tensor_out.buffer, value))
+
+        def finish() -> None:
+            for buffer, value in writes:
+                driver.write_for_emulation(buffer, value)
+
+        stream.driver.submit(self.name, finish, seconds)
+        return outputs
+
+
+def _static(node: NodeInfo) -> bool:
+    return all(t is None or t.static_shape is not None for t in (*node.inputs, *node.outputs))
+
+
+def _hal_dtype(array: np.ndarray):
+    from ..dtypes import dtype
+
+    return dtype(array.dtype)
+
+
+def _with_input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> onnx.ModelProto:
+    """A copy of the model whose inputs have these concrete shapes and no stale inferred shapes."""
+    import onnx
+
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    del fixed.graph.value_info[:]
+    for vi in fixed.graph.input:
+        if vi.name in shapes:
+            dims = vi.type.tensor_type.shape.dim
+            del dims[:]
+            for size in shapes[vi.name]:
+                dims.add().dim_value = size
+    for vi in fixed.graph.output:  # keep the rank, forget the sizes: inference fills them again
+        for i, dim in enumerate(vi.type.tensor_type.shape.dim):
+            dim.Clear()
+            dim.dim_param = f"{vi.name}_d{i}"
+    return fixed

@@ -1,0 +1,96 @@
+"""What a backend is asked about each node, and how it answers.
+
+NodeInfo carries everything a chip's op library keys on: op type, domain, the opset the model
+imports for that domain, input and output dtypes and shapes, attributes. Support is yes, or no
+with a reason a person can read ("Kunlun P800 has no Einsum").
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..dtypes import DType
+
+if TYPE_CHECKING:
+    import onnx
+
+__all__ = ["TensorInfo", "NodeInfo", "Support", "CompileOptions"]
+
+Dim = int | str | None
+"""A dimension: a size, a symbolic name ("batch"), or unknown."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: DType | None
+    shape: tuple[Dim, ...] | None
+    """None when even the rank is unknown."""
+
+    @property
+    def static_shape(self) -> tuple[int, ...] | None:
+        """The shape when every dimension is a known size."""
+        if self.shape is None or not all(isinstance(d, int) for d in self.shape):
+            return None
+        return self.shape  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    op_type: str
+    domain: str
+    """"" for the default ONNX domain (ai.onnx)."""
+    opset: int
+    """The version the model imports for this node's domain."""
+    inputs: tuple[TensorInfo | None, ...]
+    """None where an optional input is omitted."""
+    outputs: tuple[TensorInfo, ...]
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    proto: onnx.NodeProto | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def dtypes(self) -> set[DType]:
+        """Every known dtype among inputs and outputs."""
+        return {t.dtype for t in (*self.inputs, *self.outputs) if t is not None and t.dtype is not None}
+
+    @property
+    def qualified_op(self) -> str:
+        return f"{self.domain}::{self.op_type}" if self.domain not in ("", "ai.onnx") else self.op_type
+
+
+@dataclass(frozen=True)
+class Support:
+    """A backend's answer for one node. `note` qualifies a yes ("int64 narrowed to int32",
+    "onnx reference implementation: slow")."""
+
+    supported: bool
+    reason: str = ""
+    note: str = ""
+    slow: bool = False
+
+    @classmethod
+    def yes(cls, note: str = "", *, slow: bool = False) -> Support:
+        return cls(True, "", note, slow)
+
+    @classmethod
+    def no(cls, reason: str) -> Support:
+        return cls(False, reason)
+
+    def __bool__(self) -> bool:
+        return self.supported
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """Session-wide choices a backend compiles with; each backend uses those that apply to it.
+
+    precision_mode: Ascend's CANN precision_mode (None: the chip's documented default).
+    fc_precision: Kunlun's fully connected compute type ("int16" default, as Paddle's XPU backend).
+    intra_op_threads: host threads for CPU work (None: onnxruntime's default).
+    """
+
+    precision_mode: str | None = None
+    fc_precision: str | None = None
+    intra_op_threads: int | None = None

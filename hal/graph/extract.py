@@ -1,0 +1,91 @@
+"""Cutting a model into standalone models (one per partition), built once per model and reused."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import onnx
+
+from .capability import NodeInfo
+
+__all__ = ["GraphIndex", "implicit_inputs"]
+
+
+def implicit_inputs(node: onnx.NodeProto) -> set[str]:
+    """Names a node's subgraphs (If/Loop/Scan bodies) read from the enclosing scope."""
+    found: set[str] = set()
+    for attribute in node.attribute:
+        graphs = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
+        for graph in graphs:
+            defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+            defined |= {o for n in graph.node for o in n.output}
+            for inner in graph.node:
+                found |= {name for name in inner.input if name and name not in defined}
+                found |= implicit_inputs(inner) - defined
+    return found
+
+
+class GraphIndex:
+    """Value infos, initializers and graph outputs of one model by name, for fast extraction."""
+
+    def __init__(self, model: onnx.ModelProto):
+        self.model = model
+        graph = model.graph
+        self.value_info: dict[str, onnx.ValueInfoProto] = {}
+        for vi in (*graph.value_info, *graph.input, *graph.output):
+            self.value_info[vi.name] = vi
+        self.initializers: dict[str, onnx.TensorProto] = {t.name: t for t in graph.initializer}
+        self.graph_outputs = [o.name for o in graph.output]
+
+    def boundary(self, nodes: Sequence[NodeInfo]) -> tuple[list[str], list[str]]:
+        """(inputs, produced): non-initializer names the nodes read but do not produce, in first-use
+        order, and every name they produce."""
+        produced: set[str] = set()
+        produced_order: list[str] = []
+        inputs: list[str] = []
+        seen: set[str] = set()
+        for node in nodes:
+            names = [t.name for t in node.inputs if t is not None]
+            if node.proto is not None and any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.proto.attribute):
+                names += sorted(implicit_inputs(node.proto))
+            for name in names:
+                if name and name not in produced and name not in seen and name not in self.initializers:
+                    seen.add(name)
+                    inputs.append(name)
+            for t in node.outputs:
+                if t.name:
+                    produced.add(t.name)
+                    produced_order.append(t.name)
+        return inputs, produced_order
+
+    def extract(self, nodes: Sequence[NodeInfo], outputs: Iterable[str], name: str) -> onnx.ModelProto:
+        """A standalone model of `nodes` (topologically ordered) producing `outputs`."""
+        inputs, produced = self.boundary(nodes)
+        produced_set = set(produced)
+        used_initializers: list[onnx.TensorProto] = []
+        seen: set[str] = set()
+        for node in nodes:
+            for t in node.inputs:
+                if t is not None and t.name in self.initializers and t.name not in seen and t.name not in produced_set:
+                    seen.add(t.name)
+                    used_initializers.append(self.initializers[t.name])
+            if node.proto is not None:
+                for extra in implicit_inputs(node.proto) if node.proto.attribute else ():
+                    if extra in self.initializers and extra not in seen:
+                        seen.add(extra)
+                        used_initializers.append(self.initializers[extra])
+        graph = onnx.GraphProto(name=name)
+        graph.node.extend(n.proto for n in nodes)
+        graph.input.extend(self._info(n) for n in inputs)
+        graph.output.extend(self._info(n) for n in outputs)
+        graph.initializer.extend(used_initializers)
+        internal = [n for n in produced if n in self.value_info and n not in set(outputs)]
+        graph.value_info.extend(self.value_info[n] for n in internal)
+        model = onnx.ModelProto(ir_version=self.model.ir_version, graph=graph)
+        model.opset_import.extend(self.model.opset_import)
+        return model
+
+    def _info(self, name: str) -> onnx.ValueInfoProto:
+        found = self.value_info.get(name)
+        if found is not None:
+            return found
+        return onnx.ValueInfoProto(name=name)

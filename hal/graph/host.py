@@ -1,0 +1,231 @@
+"""Running ONNX subgraphs on the host: onnxruntime's CPU provider where it has a kernel, onnx's
+reference implementation where it does not (slow, but correct, and marked as such).
+
+The CPU backend runs its partitions with this, and simulated chips run their emulated graphs with
+it. onnxruntime's capability is read from its own kernel registry (op, domain, opset range, type
+constraints), not guessed.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+
+from ..dtypes import DType
+from ..errors import InvalidModelError, UnsupportedOpError
+from .capability import NodeInfo, Support
+
+__all__ = ["since_version", "formal_types", "ort_cpu_supports", "reference_supports", "host_supports", "HostProgram"]
+
+_ONNX_TYPE_NAME = {
+    "tensor(float)": DType.FLOAT32, "tensor(double)": DType.FLOAT64, "tensor(float16)": DType.FLOAT16,
+    "tensor(bfloat16)": DType.BFLOAT16, "tensor(int8)": DType.INT8, "tensor(int16)": DType.INT16,
+    "tensor(int32)": DType.INT32, "tensor(int64)": DType.INT64, "tensor(uint8)": DType.UINT8,
+    "tensor(uint16)": DType.UINT16, "tensor(uint32)": DType.UINT32, "tensor(uint64)": DType.UINT64,
+    "tensor(bool)": DType.BOOL, "tensor(complex64)": DType.COMPLEX64, "tensor(complex128)": DType.COMPLEX128,
+}
+
+
+def _domain(domain: str) -> str:
+    return "" if domain in ("", "ai.onnx") else domain
+
+
+@functools.lru_cache(maxsize=4096)
+def _schema(op_type: str, opset: int, domain: str) -> onnx.defs.OpSchema | None:
+    try:
+        return onnx.defs.get_schema(op_type, opset, domain)
+    except onnx.defs.SchemaError:
+        return None
+
+
+def since_version(node: NodeInfo) -> int | None:
+    """The version of the op's definition that the model's opset selects (None: no schema)."""
+    schema = _schema(node.op_type, node.opset, _domain(node.domain))
+    return schema.since_version if schema is not None else None
+
+
+def formal_types(node: NodeInfo) -> dict[str, list[DType | None]] | None:
+    """Type-constraint name ("T") -> dtypes of the node's tensors bound to it, from the schema."""
+    schema = _schema(node.op_type, node.opset, _domain(node.domain))
+    if schema is None:
+        return None
+    bound: dict[str, list[DType | None]] = {}
+    for formals, actuals in ((schema.inputs, node.inputs), (schema.outputs, node.outputs)):
+        for i, actual in enumerate(actuals):
+            if actual is None or not formals:
+                continue
+            formal = formals[min(i, len(formals) - 1)]  # a variadic last formal binds the rest
+            bound.setdefault(formal.type_str, []).append(actual.dtype)
+    return bound
+
+
+@functools.lru_cache(maxsize=1)
+def _ort_cpu_kernels() -> dict[tuple[str, str], list[tuple[int, int, dict[str, frozenset[DType]]]]]:
+    """(domain, op) -> [(first version, last version, {constraint: dtypes})] of ORT's CPU provider."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_c
+
+    table: dict[tuple[str, str], list[tuple[int, int, dict[str, frozenset[DType]]]]] = {}
+    for kernel in ort_c.get_all_opkernel_def():
+        if kernel.provider != "CPUExecutionProvider":
+            continue
+        constraints = {
+            name: frozenset(_ONNX_TYPE_NAME[t] for t in types if t in _ONNX_TYPE_NAME)
+            for name, types in kernel.type_constraints.items()
+        }
+        first, last = kernel.version_range
+        table.setdefault((_domain(kernel.domain), kernel.op_name), []).append((first, last, constraints))
+    return table
+
+
+def ort_cpu_supports(node: NodeInfo) -> Support:
+    """Whether onnxruntime's CPU provider has a kernel for this op, opset and these dtypes."""
+    kernels = _ort_cpu_kernels().get((_domain(node.domain), node.op_type))
+    if not kernels:
+        return Support.no(f"onnxruntime's CPU provider has no {node.qualified_op} kernel")
+    version = since_version(node) or node.opset
+    in_range = [k for k in kernels if k[0] <= version <= k[1]]
+    if not in_range:
+        return Support.no(f"onnxruntime's CPU provider has no {node.qualified_op} kernel for opset {version}")
+    bound = formal_types(node) or {}
+    for _, _, constraints in in_range:
+        if all(
+            dtype is None or name not in constraints or dtype in constraints[name]
+            for name, dtypes in bound.items()
+            for dtype in dtypes
+        ):
+            return Support.yes()
+    used = sorted({str(d) for ds in bound.values() for d in ds if d is not None})
+    return Support.no(f"onnxruntime's CPU provider has no {node.qualified_op} kernel for {', '.join(used)}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _reference_has(domain: str, op_type: str, version: int) -> bool:
+    from onnx.reference.ops import load_op
+
+    try:
+        load_op(domain, op_type, version)
+    except Exception:  # load_op raises a variety of errors for unknown ops
+        return False
+    return True
+
+
+def reference_supports(node: NodeInfo) -> Support:
+    if _domain(node.domain) != "":
+        return Support.no(f"onnx's reference implementation has no {node.qualified_op}")
+    if _reference_has("", node.op_type, since_version(node) or node.opset):
+        return Support.yes("onnx reference implementation (slow)", slow=True)
+    return Support.no(f"neither onnxruntime's CPU provider nor onnx's reference implementation runs {node.op_type}")
+
+
+def host_supports(node: NodeInfo) -> Support:
+    """onnxruntime's CPU provider first; onnx's reference implementation where it has no kernel."""
+    native = ort_cpu_supports(node)
+    if native:
+        return native
+    reference = reference_supports(node)
+    if reference:
+        return Support.yes(f"{native.reason}: onnx reference implementation (slow)", slow=True)
+    return Support.no(f"{native.reason}, and onnx's reference implementation has none either")
+
+
+class _Segment:
+    """A run of consecutive nodes executed by one engine."""
+
+    def __init__(self, model: onnx.ModelProto, slow: bool, threads: int | None):
+        self.input_names = [i.name for i in model.graph.input]
+        self.output_names = [o.name for o in model.graph.output]
+        self.slow = slow
+        if slow:
+            from onnx.reference import ReferenceEvaluator
+
+            self._reference = ReferenceEvaluator(model)
+            self._session = None
+        else:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = threads
+            try:
+                self._session = ort.InferenceSession(
+                    model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+                raise UnsupportedOpError(f"onnxruntime's CPU provider cannot load this subgraph: {exc}") from None
+            self._reference = None
+
+    def run(self, env: dict[str, np.ndarray]) -> None:
+        feeds = {name: env[name] for name in self.input_names}
+        if self._session is not None:
+            values = self._session.run(self.output_names, feeds)
+        else:
+            values = self._reference.run(self.output_names, feeds)
+        env.update(zip(self.output_names, values))
+
+
+class HostProgram:
+    """A standalone ONNX model compiled for the host: consecutive nodes onnxruntime can run become
+    one onnxruntime session, the others run in onnx's reference evaluator, in topological order."""
+
+    def __init__(self, model: onnx.ModelProto, nodes: Sequence[NodeInfo], *, threads: int | None = None):
+        self.input_names = [i.name for i in model.graph.input]
+        self.output_names = [o.name for o in model.graph.output]
+        slow = [not ort_cpu_supports(n) for n in nodes]
+        if not any(slow):
+            self._segments = [_Segment(model, False, threads)]
+        else:
+            self._segments = [
+                _Segment(sub, is_slow, threads) for sub, is_slow in _split_by_engine(model, nodes, slow)
+            ]
+        self.slow = any(slow)
+        self._lock = threading.Lock()
+
+    @property
+    def single_session(self) -> Any | None:
+        """The onnxruntime session when one session runs the whole program (the fast path)."""
+        if len(self._segments) == 1 and not self._segments[0].slow:
+            return self._segments[0]._session
+        return None
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        env = dict(feeds)
+        for segment in self._segments:
+            segment.run(env)
+        return {name: env[name] for name in self.output_names}
+
+
+def _split_by_engine(model: onnx.ModelProto, nodes: Sequence[NodeInfo], slow: list[bool]):
+    """Consecutive runs (in topological order) of nodes with the same engine, each as a model."""
+    from .extract import GraphIndex
+
+    index = GraphIndex(model)
+    graph_outputs = {o.name for o in model.graph.output}
+    runs: list[tuple[list[int], bool]] = []
+    for i, is_slow in enumerate(slow):
+        if runs and runs[-1][1] == is_slow:
+            runs[-1][0].append(i)
+        else:
+            runs.append(([i], is_slow))
+    consumers_after: dict[str, int] = {}
+    for position, node in enumerate(nodes):
+        for t in node.inputs:
+            if t is not None:
+                consumers_after[t.name] = position
+    for indices, is_slow in runs:
+        members = [nodes[i] for i in indices]
+        last = indices[-1]
+        produced = [t.name for n in members for t in n.outputs]
+        needed_later = [name for name in produced if consumers_after.get(name, -1) > last or name in graph_outputs]
+        yield index.extract(members, needed_later, f"{model.graph.name}_{indices[0]}"), is_slow
+
+
+def check_model_loadable(model: onnx.ModelProto) -> None:
+    """Raises InvalidModelError when onnx's checker rejects a partition hal built (a hal bug)."""
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise InvalidModelError(f"internal partition is invalid: {exc}") from None

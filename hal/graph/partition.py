@@ -1,0 +1,114 @@
+"""Partitions: maximal connected groups of nodes placed on one device, acyclic by construction.
+
+Each node gets a stage: the largest stage among its producers, plus one where a producer sits on
+another device. Every edge between different groups then runs from a lower stage to a higher one,
+so grouping nodes by (device, stage) and splitting each group into connected components can never
+make a cycle between partitions, and ordering partitions by stage is a valid execution order.
+The whole pass is linear in nodes and edges.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .capability import NodeInfo
+
+__all__ = ["Partition", "partition"]
+
+
+@dataclass
+class Partition:
+    name: str
+    device: str
+    nodes: list[NodeInfo]
+    inputs: list[str] = field(default_factory=list)
+    """Tensors it reads that come from outside (graph inputs or other partitions), not weights."""
+    outputs: list[str] = field(default_factory=list)
+    """Tensors it produces that other partitions or the graph's outputs read."""
+    stage: int = 0
+
+
+def partition(
+    nodes: Sequence[NodeInfo],
+    assignment: Mapping[str, str],
+    *,
+    graph_outputs: Sequence[str],
+    boundary,
+) -> list[Partition]:
+    """Groups topologically ordered `nodes` by device. `boundary(nodes) -> (inputs, produced)` is
+    hal.graph.extract.GraphIndex.boundary (it knows weights and subgraph captures)."""
+    producer: dict[str, int] = {}
+    for i, node in enumerate(nodes):
+        for t in node.outputs:
+            if t.name:
+                producer[t.name] = i
+    stage = [0] * len(nodes)
+    preds: list[list[int]] = [[] for _ in nodes]
+    for i, node in enumerate(nodes):
+        device = assignment[node.name]
+        best = 0
+        for name in _reads(node):
+            j = producer.get(name)
+            if j is None or j == i:
+                continue
+            preds[i].append(j)
+            candidate = stage[j] + (assignment[nodes[j].name] != device)
+            best = max(best, candidate)
+        stage[i] = best
+
+    # union-find over same-(device, stage) edges: the connected components of each group
+    parent = list(range(len(nodes)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i, node in enumerate(nodes):
+        for j in preds[i]:
+            if stage[j] == stage[i] and assignment[nodes[j].name] == assignment[node.name]:
+                parent[find(i)] = find(j)
+
+    groups: dict[int, list[int]] = {}
+    for i in range(len(nodes)):
+        groups.setdefault(find(i), []).append(i)
+    ordered = sorted(groups.values(), key=lambda members: (stage[members[0]], members[0]))
+
+    node_partition: dict[str, int] = {}
+    partitions: list[Partition] = []
+    for index, members in enumerate(ordered):
+        members.sort()
+        device = assignment[nodes[members[0]].name]
+        part = Partition(
+            name=f"p{index}_{device.replace(':', '')}",
+            device=device,
+            nodes=[nodes[i] for i in members],
+            stage=stage[members[0]],
+        )
+        part.inputs, _ = boundary(part.nodes)
+        for i in members:
+            node_partition[nodes[i].name] = index
+        partitions.append(part)
+
+    # outputs: produced here and read by another partition, or a graph output
+    wanted = set(graph_outputs)
+    readers: dict[str, set[int]] = {}
+    for index, part in enumerate(partitions):
+        for name in part.inputs:
+            readers.setdefault(name, set()).add(index)
+    for index, part in enumerate(partitions):
+        for node in part.nodes:
+            for t in node.outputs:
+                if t.name and (t.name in wanted or readers.get(t.name, set()) - {index}):
+                    part.outputs.append(t.name)
+    return partitions
+
+
+def _reads(node: NodeInfo) -> list[str]:
+    names = [t.name for t in node.inputs if t is not None and t.name]
+    if node.proto is not None and node.proto.attribute:
+        from .extract import implicit_inputs
+
+        names.extend(sorted(implicit_inputs(node.proto)))
+    return names

@@ -1,0 +1,254 @@
+"""InferenceSession: an ONNX model dispatched across the devices a user lists.
+
+    sess = hal.InferenceSession("model.onnx", devices=["ascend:0", "cpu"])
+    outputs = sess.run(None, {"input": x})        # onnxruntime's signature and return type
+    print(sess.plan.explain())
+
+load -> capability of every node on every device -> placement -> partitions -> each partition
+compiled once by its backend -> run: tensors stay on their device between partitions of that
+device and cross devices once per (tensor, destination).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+
+from ..device import Device
+from ..errors import InvalidArgumentError, InvalidInputError
+from ..registry import device as get_device, default_device
+from ..tensor import DeviceTensor, as_tensor
+from .capability import CompileOptions, NodeInfo, Support, TensorInfo
+from .extract import GraphIndex
+from .model import LoadedModel, check_feed, load_model, validate_feeds
+from .partition import Partition, partition
+from .placement import place_cost, place_priority, shape_only_nodes, tensor_bytes, transfer_seconds
+from .plan import NodePlan, PartitionPlan, Plan, Transfer
+
+__all__ = ["InferenceSession", "NodeArg"]
+
+PLACEMENTS = ("priority", "cost")
+
+
+@dataclass(frozen=True)
+class NodeArg:
+    """An input or output as onnxruntime's get_inputs() describes it."""
+
+    name: str
+    type: str
+    shape: list[int | str | None]
+
+
+def _node_arg(info: TensorInfo) -> NodeArg:
+    onnx_type = f"tensor({_ORT_TYPE_NAMES.get(str(info.dtype), str(info.dtype))})" if info.dtype else "unknown"
+    return NodeArg(info.name, onnx_type, list(info.shape) if info.shape is not None else [])
+
+
+_ORT_TYPE_NAMES = {"float32": "float", "float64": "double"}
+
+
+@dataclass
+class _Step:
+    partition: Partition
+    device: Device
+    executable: Any
+    inputs: list[str]
+    release_after: list[str]
+    """Tensors no later step reads: dropped once this step ran, so device memory is reused."""
+
+
+class InferenceSession:
+    """Runs an ONNX model over several devices with fallback.
+
+    model: a path, serialized bytes or an onnx.ModelProto.
+    devices: names in priority order (like onnxruntime's providers); default HAL_DEVICE or cpu.
+      Without strict, "cpu" is added last when missing, as onnxruntime always keeps its CPU
+      provider, so that every node can run somewhere.
+    placement: "priority" (first listed device that runs a node) or "cost" (minimise estimated
+      end-to-end time over all listed devices, transfers included).
+    strict: no fallback; load fails listing every node the first device cannot run and why.
+    precision_mode / fc_precision: Ascend's CANN precision mode and Kunlun's FC compute type.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | bytes | onnx.ModelProto,
+        devices: Sequence[str | Device] | None = None,
+        *,
+        placement: str = "priority",
+        strict: bool = False,
+        precision_mode: str | None = None,
+        fc_precision: str | None = None,
+        intra_op_threads: int | None = None,
+    ):
+        if placement not in PLACEMENTS:
+            raise InvalidArgumentError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+        if isinstance(devices, (str, Device)):
+            devices = [devices]
+        listed = [get_device(d) for d in (devices or [default_device()])]
+        listed = list(dict.fromkeys(listed))  # keep order, drop repeats
+        if not listed:
+            raise InvalidArgumentError("devices must name at least one device")
+        self.host = get_device("cpu")
+        self.requested_devices = list(listed)
+        if not strict and self.host not in listed:
+            listed.append(self.host)
+        self.devices = listed
+        self.strict = strict
+        self.options = CompileOptions(precision_mode=precision_mode, fc_precision=fc_precision, intra_op_threads=intra_op_threads)
+
+        self.model: LoadedModel = load_model(model)
+        nodes = self.model.node_infos()
+        answers = {n.name: [d.backend.supports(n, d.spec) for d in listed] for n in nodes}
+        host_nodes = shape_only_nodes(nodes, self.model.initializers)
+        if placement == "priority":
+            placed = place_priority(nodes, listed, answers, host_nodes, self.host, strict=strict)
+        else:
+            placed = place_cost(nodes, listed, answers, host_nodes, self.host, self._node_seconds, strict=strict)
+
+        index = GraphIndex(self.model.proto)
+        graph_outputs = [o.name for o in self.model.outputs]
+        partitions = partition(nodes, placed.assignment, graph_outputs=graph_outputs, boundary=index.boundary)
+        by_name = {d.name: d for d in (*listed, self.host)}
+        self._steps = self._compile(partitions, index, by_name)
+        self.plan = self._make_plan(nodes, answers, placed, partitions, by_name, placement)
+        self._input_names = [i.name for i in self.model.inputs]
+        self._output_names = graph_outputs
+        self._fast_session = self._single_host_session()
+
+    # -- building ------------------------------------------------------------------------------
+    def _node_seconds(self, node: NodeInfo, device: Device) -> float:
+        estimate = device.backend.cost(node, device.spec, self.options)
+        if estimate is None:
+            estimate = self.host.backend.cost(node, self.host.spec, self.options)
+        return estimate or 0.0
+
+    def _compile(self, partitions: list[Partition], index: GraphIndex, by_name: dict[str, Device]) -> list[_Step]:
+        last_reader: dict[str, int] = {}
+        for i, part in enumerate(partitions):
+            for name in part.inputs:
+                last_reader[name] = i
+        outputs = {o.name for o in self.model.outputs}
+        steps = []
+        for i, part in enumerate(partitions):
+            device = by_name[part.device]
+            model = index.extract(part.nodes, part.outputs, part.name)
+            executable = device.backend.compile(model, part.nodes, device, self.options)
+            release = [n for n in part.inputs if last_reader.get(n) == i and n not in outputs]
+            steps.append(_Step(part, device, executable, list(part.inputs), release))
+        return steps
+
+    def _make_plan(self, nodes, answers, placed, partitions, by_name, placement) -> Plan:
+        estimates: dict[str, float] = {}
+        node_plans = []
+        dynamic = False
+        listed_names = [d.name for d in self.devices]
+        for n in nodes:
+            device = by_name[placed.assignment[n.name]]
+            seconds = self._node_seconds(n, device)
+            dynamic |= any(t is not None and t.static_shape is None for t in (*n.inputs, *n.outputs))
+            estimates[device.name] = estimates.get(device.name, 0.0) + seconds
+            where = listed_names.index(device.name) if device.name in listed_names else None
+            slow = where is not None and answers[n.name][where].slow
+            node_plans.append(NodePlan(n.name, n.qualified_op, device.name, placed.reasons.get(n.name, ""), seconds, slow))
+        producer_device = {t.name: placed.assignment[n.name] for n in nodes for t in n.outputs}
+        infos = self.model.tensors
+        transfers = []
+        for part in partitions:
+            for name in part.inputs:
+                source = producer_device.get(name, "host")
+                if source == part.device or (source == "host" and by_name[part.device] is self.host):
+                    continue
+                nbytes = tensor_bytes(infos.get(name))
+                src_device = by_name.get(source, self.host)
+                seconds = transfer_seconds(src_device, by_name[part.device], nbytes)
+                transfers.append(Transfer(name, source, part.device, nbytes, seconds))
+        return Plan(
+            devices=[d.name for d in self.devices],
+            placement=placement,
+            nodes=node_plans,
+            partitions=[PartitionPlan(p.name, p.device, [n.name for n in p.nodes], p.inputs, p.outputs) for p in partitions],
+            transfers=transfers,
+            fallbacks=placed.fallbacks,
+            dynamic_shapes=dynamic,
+            estimated_by_device=estimates,
+        )
+
+    def _single_host_session(self):
+        """onnxruntime's own session when the whole model is one CPU partition: run() then adds
+        only input checks to onnxruntime's latency."""
+        if len(self._steps) != 1 or self._steps[0].device is not self.host:
+            return None
+        program = getattr(self._steps[0].executable, "program", None)
+        return program.single_session if program is not None else None
+
+    # -- onnxruntime-compatible API ------------------------------------------------------------
+    def get_inputs(self) -> list[NodeArg]:
+        return [_node_arg(i) for i in self.model.inputs]
+
+    def get_outputs(self) -> list[NodeArg]:
+        return [_node_arg(o) for o in self.model.outputs]
+
+    def get_providers(self) -> list[str]:
+        """The devices this session may run nodes on, in priority order."""
+        return [d.name for d in self.devices]
+
+    def run(self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any], run_options: Any = None) -> list[np.ndarray]:
+        """Same signature and return type as onnxruntime.InferenceSession.run."""
+        names = self._check_output_names(output_names)
+        feeds = validate_feeds(self.model, input_feed)
+        if self._fast_session is not None:
+            return self._fast_session.run(names, feeds)
+        results = self._execute({name: as_tensor(value) for name, value in feeds.items()}, names)
+        return [t.host_view().copy() if t.device is self.host else t.numpy() for t in (results[n] for n in names)]
+
+    def run_with_tensors(self, feeds: Mapping[str, DeviceTensor], output_names: Sequence[str] | None = None) -> dict[str, DeviceTensor]:
+        """Device-resident inputs and outputs: each input stays on its device until a partition
+        on another device needs it; outputs stay where they were computed."""
+        names = self._check_output_names(output_names)
+        checked: dict[str, DeviceTensor] = {}
+        bindings: dict[str, int] = {}
+        expected = {i.name: i for i in self.model.inputs}
+        for name, value in feeds.items():
+            if name not in expected:
+                raise InvalidInputError(f"'{name}' is not an input of this model; inputs are {', '.join(expected)}")
+            if not isinstance(value, DeviceTensor):
+                raise InvalidInputError(f"input '{name}': run_with_tensors takes hal.DeviceTensor values (hal.tensor(x, device=...)); use run() for numpy")
+            check_feed(expected[name], value.shape, value.dtype, bindings=bindings)
+            checked[name] = value
+        missing = [n for n in expected if n not in checked]
+        if missing:
+            raise InvalidInputError(f"missing input(s): {', '.join(missing)}")
+        return self._execute(checked, names)
+
+    def _check_output_names(self, output_names: Sequence[str] | None) -> list[str]:
+        if output_names is None:
+            return list(self._output_names)
+        unknown = [n for n in output_names if n not in self._output_names]
+        if unknown:
+            raise InvalidArgumentError(f"unknown output(s) {unknown}; the model's outputs are {self._output_names}")
+        return list(output_names)
+
+    def _execute(self, feeds: dict[str, DeviceTensor], wanted: list[str]) -> dict[str, DeviceTensor]:
+        # where[name] -> {device: tensor}: a tensor crosses to each device at most once
+        where: dict[str, dict[Device, DeviceTensor]] = {name: {t.device: t} for name, t in feeds.items()}
+        for step in self._steps:
+            device = step.device
+            inputs = {}
+            for name in step.inputs:
+                copies = where[name]
+                found = copies.get(device)
+                if found is None:
+                    found = next(iter(copies.values())).to(device)
+                    copies[device] = found
+                inputs[name] = found
+            outputs = step.executable.run(inputs, device.default_stream)
+            for name, tensor in outputs.items():
+                where[name] = {tensor.device: tensor}
+            for name in step.release_after:
+                where.pop(name, None)
+        return {name: next(iter(where[name].values())) for name in wanted}
