@@ -116,7 +116,6 @@ class InferenceSession:
         by_name = {d.name: d for d in (*listed, self.host)}
         self._steps = self._compile(partitions, index, by_name)
         self.plan = self._make_plan(nodes, answers, placed, partitions, by_name, placement)
-        self._input_names = [i.name for i in self.model.inputs]
         self._output_names = graph_outputs
         self._fast_session = self._single_host_session()
 
@@ -183,6 +182,8 @@ class InferenceSession:
         only input checks to onnxruntime's latency."""
         if len(self._steps) != 1 or self._steps[0].device is not self.host:
             return None
+        if not set(self._output_names) <= set(self._steps[0].partition.outputs):
+            return None  # some outputs are weights or inputs, which the partition does not produce
         program = getattr(self._steps[0].executable, "program", None)
         return program.single_session if program is not None else None
 
@@ -204,7 +205,8 @@ class InferenceSession:
         if self._fast_session is not None:
             return self._fast_session.run(names, feeds)
         results = self._execute({name: as_tensor(value) for name, value in feeds.items()}, names)
-        return [t.host_view().copy() if t.device is self.host else t.numpy() for t in (results[n] for n in names)]
+        # host results are the arrays onnxruntime returned: hand them over without a copy
+        return [t.host_view() if t.device is self.host else t.numpy() for t in (results[n] for n in names)]
 
     def run_with_tensors(self, feeds: Mapping[str, DeviceTensor], output_names: Sequence[str] | None = None) -> dict[str, DeviceTensor]:
         """Device-resident inputs and outputs: each input stays on its device until a partition
@@ -251,4 +253,11 @@ class InferenceSession:
                 where[name] = {tensor.device: tensor}
             for name in step.release_after:
                 where.pop(name, None)
-        return {name: next(iter(where[name].values())) for name in wanted}
+        return {name: next(iter(where[name].values())) if name in where else self._constant_output(name) for name in wanted}
+
+    def _constant_output(self, name: str) -> DeviceTensor:
+        """A graph output that is a weight, not computed by any node."""
+        from onnx import numpy_helper
+
+        found = next(t for t in self.model.proto.graph.initializer if t.name == name)
+        return as_tensor(numpy_helper.to_array(found))

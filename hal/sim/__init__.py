@@ -5,13 +5,13 @@ from __future__ import annotations
 from ..device import Device
 from ..errors import InvalidArgumentError
 from .backend import SimulatedBackend, SimulatedDeviceDriver, sim_device_config
-from .cost import ChipCost
+from .cost import ChipCost, NodeCost, count_bytes, count_flops, node_cost
 from .faults import FAULT_KINDS, FaultInjector
 from .spec import ChipSpec, Figure, find_chip_spec, list_chip_specs, load_chip_spec
 
 __all__ = [
     "ChipSpec", "Figure", "load_chip_spec", "find_chip_spec", "list_chip_specs",
-    "ChipCost", "SimulatedBackend", "SimulatedDeviceDriver", "sim_device_config",
+    "ChipCost", "NodeCost", "node_cost", "count_flops", "count_bytes", "SimulatedBackend", "SimulatedDeviceDriver", "sim_device_config",
     "FAULT_KINDS", "FaultInjector", "inject_fault", "clear_faults",
 ]
 
