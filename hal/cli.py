@@ -96,6 +96,17 @@ def _feeds(sess, args: argparse.Namespace) -> dict:
         if not sep or not size.isdigit():
             raise InvalidArgumentError(f"--dim takes NAME=SIZE (a symbolic dimension), got {item!r}")
         dims[name] = int(size)
+    input_names = [info.name for info in sess.model.inputs]
+    unknown = sorted(set(given) - set(input_names))
+    if unknown:
+        raise InvalidArgumentError(
+            f"--input names {', '.join(unknown)} are not inputs of the model; its inputs are: {', '.join(input_names)}")
+    symbolic = {d for info in sess.model.inputs for d in (info.shape or ()) if isinstance(d, str)}
+    unused = sorted(set(dims) - symbolic)
+    if unused:
+        have = ", ".join(sorted(symbolic)) or "none (every input shape is fixed)"
+        raise InvalidArgumentError(
+            f"--dim names {', '.join(unused)} are not symbolic dimensions of the model's inputs; they are: {have}")
     rng = np.random.default_rng(args.seed)
     feeds = {}
     for info in sess.model.inputs:

@@ -102,8 +102,6 @@ def test_run_rejects_an_input_of_the_wrong_dtype(models, tmp_path):
     assert result.returncode == 2 and "hal: error: input 'x' must be float32" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="hal/cli.py _feeds ignores --input names the model does not have "
-                                       "and feeds random data instead")
 def test_run_rejects_an_input_name_the_model_lacks(models, tmp_path):
     np.save(tmp_path / "x.npy", np.ones((2, 64), np.float32))
     result = _hal("run", models / "mlp.onnx", "--input", f"typo={tmp_path / 'x.npy'}")
@@ -134,8 +132,6 @@ def test_explain_json_is_the_plan(models):
     assert all(t["nbytes"] > 0 and t["source"] != t["destination"] for t in plan["transfers"])
 
 
-@pytest.mark.xfail(strict=True, reason="hal/graph/session.py _make_plan lists a tensor once per partition "
-                                       "that reads it, while the run copies it once per destination device")
 def test_explain_json_counts_each_crossing_once(models):
     plan = json.loads(_ok(_hal("explain", models / "block.onnx", "--devices", "kunlun,cpu", "--json")))
     crossings = [(t["tensor"], t["destination"]) for t in plan["transfers"]]

@@ -114,8 +114,6 @@ def test_save_writes_loadable_json(tmp_path):
     assert json.loads(path.read_text()) == prof.chrome_trace()
 
 
-@pytest.mark.xfail(strict=True, reason="hal/profiler.py promises CPU partitions on a 'host' track, but "
-                                       "InferenceSession._execute never calls Profiler.span")
 def test_cpu_partitions_of_a_session_are_on_the_host_track():
     from hal.testing import random_inputs, transformer_block
 

@@ -7,7 +7,10 @@ import onnx
 
 from .capability import NodeInfo
 
-__all__ = ["GraphIndex", "implicit_inputs"]
+__all__ = ["GraphIndex", "implicit_inputs", "metadata_only_inputs", "SHAPE_SUFFIX"]
+
+SHAPE_SUFFIX = "::shape"
+"""A metadata-only input `t` is fed as the int64 tensor `t::shape`, never as its data."""
 
 
 def implicit_inputs(node: onnx.NodeProto) -> set[str]:
@@ -22,6 +25,37 @@ def implicit_inputs(node: onnx.NodeProto) -> set[str]:
                 found |= {name for name in inner.input if name and name not in defined}
                 found |= implicit_inputs(inner) - defined
     return found
+
+
+def metadata_only_inputs(nodes: Sequence[NodeInfo], inputs: Sequence[str]) -> list[str]:
+    """Inputs of a group of nodes that only Shape and Size read: running them needs the tensor's
+    shape, not its bytes, so a tensor on a chip need not cross to the host for them."""
+    readers: dict[str, set[str]] = {}
+    for node in nodes:
+        for t in node.inputs:
+            if t is not None and t.name:
+                readers.setdefault(t.name, set()).add(node.op_type if node.domain in ("", "ai.onnx") else "")
+        if node.proto is not None and node.proto.attribute:
+            for name in implicit_inputs(node.proto):
+                readers.setdefault(name, set()).add("")
+    return [name for name in inputs if readers.get(name) and readers[name] <= {"Shape", "Size"}]
+
+
+def _read_shape_instead(node: onnx.NodeProto, shape_name: str) -> list[onnx.NodeProto]:
+    """Shape(t) / Size(t) rewritten to read t's shape vector (same node name and output)."""
+    from onnx import helper
+
+    out = node.output[0]
+    if node.op_type == "Size":
+        return [helper.make_node("ReduceProd", [shape_name], [out], name=node.name, keepdims=0)]
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if "start" not in attrs and "end" not in attrs:
+        return [helper.make_node("Identity", [shape_name], [out], name=node.name)]
+    start = helper.make_node("Constant", [], [f"{out}::start"], name=f"{node.name}::start",
+                             value=helper.make_tensor("v", onnx.TensorProto.INT64, [1], [attrs.get("start", 0)]))
+    end = helper.make_node("Constant", [], [f"{out}::end"], name=f"{node.name}::end",
+                           value=helper.make_tensor("v", onnx.TensorProto.INT64, [1], [attrs.get("end", 2**62)]))
+    return [start, end, helper.make_node("Slice", [shape_name, f"{out}::start", f"{out}::end"], [out], name=node.name)]
 
 
 class GraphIndex:
@@ -57,8 +91,10 @@ class GraphIndex:
                     produced_order.append(t.name)
         return inputs, produced_order
 
-    def extract(self, nodes: Sequence[NodeInfo], outputs: Iterable[str], name: str) -> onnx.ModelProto:
-        """A standalone model of `nodes` (topologically ordered) producing `outputs`."""
+    def extract(self, nodes: Sequence[NodeInfo], outputs: Iterable[str], name: str,
+                shape_only: Sequence[str] = ()) -> onnx.ModelProto:
+        """A standalone model of `nodes` (topologically ordered) producing `outputs`. Inputs in
+        `shape_only` (see metadata_only_inputs) become int64 inputs named `<input>::shape`."""
         inputs, produced = self.boundary(nodes)
         produced_set = set(produced)
         used_initializers: list[onnx.TensorProto] = []
@@ -74,8 +110,18 @@ class GraphIndex:
                         seen.add(extra)
                         used_initializers.append(self.initializers[extra])
         graph = onnx.GraphProto(name=name)
-        graph.node.extend(n.proto for n in nodes)
-        graph.input.extend(self._info(n) for n in inputs)
+        rewritten = set(shape_only)
+        for n in nodes:
+            read = n.proto.input[0] if n.proto.input else ""
+            if read in rewritten and n.op_type in ("Shape", "Size"):
+                graph.node.extend(_read_shape_instead(n.proto, read + SHAPE_SUFFIX))
+            else:
+                graph.node.append(n.proto)
+        for n in inputs:
+            if n in rewritten:
+                graph.input.append(self._shape_info(n))
+            else:
+                graph.input.append(self._info(n))
         graph.output.extend(self._info(n) for n in outputs)
         graph.initializer.extend(used_initializers)
         internal = [n for n in produced if n in self.value_info and n not in set(outputs)]
@@ -83,6 +129,13 @@ class GraphIndex:
         model = onnx.ModelProto(ir_version=self.model.ir_version, graph=graph)
         model.opset_import.extend(self.model.opset_import)
         return model
+
+    def _shape_info(self, name: str) -> onnx.ValueInfoProto:
+        from onnx import helper
+
+        found = self.value_info.get(name)
+        rank = len(found.type.tensor_type.shape.dim) if found is not None and found.type.tensor_type.HasField("shape") else None
+        return helper.make_tensor_value_info(name + SHAPE_SUFFIX, onnx.TensorProto.INT64, [rank] if rank is not None else [None])
 
     def _info(self, name: str) -> onnx.ValueInfoProto:
         found = self.value_info.get(name)

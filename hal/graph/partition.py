@@ -1,9 +1,17 @@
 """Partitions: maximal connected groups of nodes placed on one device, acyclic by construction.
 
-Each node gets a stage: the largest stage among its producers, plus one where a producer sits on
-another device. Every edge between different groups then runs from a lower stage to a higher one,
-so grouping nodes by (device, stage) and splitting each group into connected components can never
-make a cycle between partitions, and ordering partitions by stage is a valid execution order.
+Each node gets a stage such that every edge u -> v has stage(v) >= stage(u), and stage(v) >
+stage(u) where u and v sit on different devices. Every edge between different groups then runs
+from a lower stage to a higher one, so grouping nodes by (device, stage) and splitting each group
+into connected components can never make a cycle between partitions, and ordering partitions by
+stage is a valid execution order.
+
+Any stages that keep that rule are correct; good ones give a node the stage of a producer on its
+own device, so they merge. Each node may take any stage between the earliest its producers allow
+and the latest its consumers allow (as late as possible, ALAP); it takes a same-device producer's
+stage where one fits, otherwise the latest, so that a node with no same-device producer (a query
+MatMul reading the graph input) waits for its same-device consumers instead of being cut off
+from them by an unrelated host node (the shape arithmetic its consumer Reshape also reads).
 The whole pass is linear in nodes and edges.
 """
 from __future__ import annotations
@@ -42,19 +50,32 @@ def partition(
         for t in node.outputs:
             if t.name:
                 producer[t.name] = i
-    stage = [0] * len(nodes)
+    device_of = [assignment[node.name] for node in nodes]
     preds: list[list[int]] = [[] for _ in nodes]
+    succs: list[list[int]] = [[] for _ in nodes]
+    earliest = [0] * len(nodes)
     for i, node in enumerate(nodes):
-        device = assignment[node.name]
-        best = 0
         for name in _reads(node):
             j = producer.get(name)
             if j is None or j == i:
                 continue
             preds[i].append(j)
-            candidate = stage[j] + (assignment[nodes[j].name] != device)
-            best = max(best, candidate)
-        stage[i] = best
+            succs[j].append(i)
+            earliest[i] = max(earliest[i], earliest[j] + (device_of[j] != device_of[i]))
+    horizon = max(earliest, default=0)
+    latest = [horizon] * len(nodes)
+    for i in range(len(nodes) - 1, -1, -1):
+        for k in succs[i]:
+            latest[i] = min(latest[i], latest[k] - (device_of[k] != device_of[i]))
+
+    stage = [0] * len(nodes)
+    for i in range(len(nodes)):
+        low = 0
+        for j in preds[i]:
+            low = max(low, stage[j] + (device_of[j] != device_of[i]))
+        # stage[j] <= latest[j] <= latest[i] for a same-device producer, so any that is >= low fits
+        joinable = [stage[j] for j in preds[i] if device_of[j] == device_of[i] and stage[j] >= low]
+        stage[i] = max(joinable) if joinable else latest[i]
 
     # union-find over same-(device, stage) edges: the connected components of each group
     parent = list(range(len(nodes)))
@@ -65,9 +86,9 @@ def partition(
             x = parent[x]
         return x
 
-    for i, node in enumerate(nodes):
+    for i in range(len(nodes)):
         for j in preds[i]:
-            if stage[j] == stage[i] and assignment[nodes[j].name] == assignment[node.name]:
+            if stage[j] == stage[i] and device_of[j] == device_of[i]:
                 parent[find(i)] = find(j)
 
     groups: dict[int, list[int]] = {}

@@ -188,8 +188,13 @@ def place_cost(
     node_seconds: Callable[[NodeInfo, Device], float],
     *,
     strict: bool,
+    initializers: frozenset[str] | set[str] = frozenset(),
+    graph_outputs: Sequence[str] = (),
     max_passes: int = 8,
 ) -> Placement:
+    """The objective is what a run pays: every node's estimate on its device, plus each tensor
+    copied once to each other device that reads it (graph inputs start on the host, graph outputs
+    end there)."""
     by_name = {d.name: d for d in devices}
     by_name.setdefault(host.name, host)
     candidates: dict[str, list[str]] = {}
@@ -206,41 +211,14 @@ def place_cost(
         raise _unsupported_error(problems, False, devices)
 
     cost = {n.name: {d: node_seconds(n, by_name[d]) for d in candidates[n.name]} for n in nodes}
-    producer: dict[str, NodeInfo] = {t.name: n for n in nodes for t in n.outputs}
-    consumers: dict[str, list[NodeInfo]] = {}
-    for n in nodes:
-        for t in n.inputs:
-            if t is not None and t.name in producer:
-                consumers.setdefault(t.name, []).append(n)
-    xfer_cache: dict[tuple[str, str, int], float] = {}
-
-    def xfer(a: str, b: str, nbytes: int) -> float:
-        if a == b:
-            return 0.0
-        key = (a, b, nbytes)
-        if key not in xfer_cache:
-            xfer_cache[key] = transfer_seconds(by_name[a], by_name[b], nbytes)
-        return xfer_cache[key]
+    graph = _CostGraph(nodes, initializers, set(graph_outputs), host.name, by_name)
 
     assignment: dict[str, str] = {}
-    for n in nodes:  # greedy start in topological order
-        def start_cost(d: str) -> float:
-            total = cost[n.name][d]
-            for t in n.inputs:
-                if t is not None and t.name in producer:
-                    total += xfer(assignment[producer[t.name].name], d, tensor_bytes(t))
-            return total
-        assignment[n.name] = min(candidates[n.name], key=start_cost)
+    for n in nodes:  # greedy start in topological order: consumers are not placed yet
+        assignment[n.name] = min(candidates[n.name], key=lambda d: cost[n.name][d] + graph.inputs_cost(n, d, assignment, ()))
 
     def local_cost(n: NodeInfo, d: str) -> float:
-        total = cost[n.name][d]
-        for t in n.inputs:
-            if t is not None and t.name in producer:
-                total += xfer(assignment[producer[t.name].name], d, tensor_bytes(t))
-        for t in n.outputs:
-            for c in consumers.get(t.name, ()):
-                total += xfer(d, assignment[c.name], tensor_bytes(t))
-        return total
+        return cost[n.name][d] + graph.inputs_cost(n, d, assignment, (n.name,)) + graph.outputs_cost(n, d, assignment, (n.name,))
 
     for _ in range(max_passes):
         moved = False
@@ -252,7 +230,7 @@ def place_cost(
             if best != current and local_cost(n, best) < local_cost(n, current) - 1e-12:
                 assignment[n.name] = best
                 moved = True
-        moved |= _move_groups(nodes, assignment, candidates, cost, producer, consumers, xfer)
+        moved |= _move_groups(nodes, assignment, candidates, cost, graph)
         if not moved:
             break
 
@@ -269,14 +247,85 @@ def place_cost(
             if not first_answer.supported:
                 why = first_answer.reason
                 fallbacks.append((n.name, first, why))
+            elif first not in cost[n.name]:  # strict: the first device runs it only through a slow path
+                why = f"{first} runs it only through a slow path ({first_answer.note}) and strict=True takes none"
+                fallbacks.append((n.name, first, why))
             else:
-                here, there = cost[n.name][chosen], cost[n.name].get(first)
-                why = f"cost: {chosen} is faster here ({here * 1e6:.1f} us vs {there * 1e6:.1f} us on {first}, transfers included)"
+                here, there = cost[n.name][chosen], cost[n.name][first]
+                if here < there:
+                    why = f"cost: {chosen} is faster here ({here * 1e6:.1f} us vs {there * 1e6:.1f} us on {first})"
+                else:
+                    why = (f"cost: copies to and from {first} would cost more than they save "
+                           f"({here * 1e6:.1f} us here vs {there * 1e6:.1f} us on {first} before copies)")
             reasons[n.name] = why
     return Placement(assignment, reasons, fallbacks)
 
 
-def _move_groups(nodes, assignment, candidates, cost, producer, consumers, xfer) -> bool:
+class _CostGraph:
+    """Who produces and who reads each tensor, and what a node's edges cost on a device, counting
+    a tensor's copy to a device once however many nodes there read it."""
+
+    def __init__(self, nodes: Sequence[NodeInfo], initializers, graph_outputs: set[str], host: str, by_name: Mapping[str, Device]):
+        self.producer: dict[str, str] = {t.name: n.name for n in nodes for t in n.outputs if t.name}
+        self.readers: dict[str, list[str]] = {}
+        for n in nodes:
+            if n.op_type in _SHAPE_SOURCES:
+                continue  # Shape and Size read metadata: no bytes move for them (session.py feeds shapes)
+            for t in n.inputs:
+                if t is not None and t.name and t.name not in initializers:
+                    self.readers.setdefault(t.name, []).append(n.name)
+        self.initializers = initializers
+        self.graph_outputs = graph_outputs
+        self.host = host
+        self.by_name = by_name
+        self._xfer: dict[tuple[str, str, int], float] = {}
+
+    def xfer(self, a: str, b: str, nbytes: int) -> float:
+        if a == b:
+            return 0.0
+        key = (a, b, nbytes)
+        if key not in self._xfer:
+            self._xfer[key] = transfer_seconds(self.by_name[a], self.by_name[b], nbytes)
+        return self._xfer[key]
+
+    def inputs_cost(self, n: NodeInfo, d: str, assignment: Mapping[str, str], moving: Sequence[str] | set[str],
+                    charged: set[str] | None = None) -> float:
+        """Copies of n's inputs to d that no other reader already on d pays for; `moving` are the
+        nodes whose device is being decided (they do not count as already there), `charged` the
+        tensors already paid for by other moving nodes."""
+        total = 0.0
+        if n.op_type in _SHAPE_SOURCES:
+            return total
+        seen: set[str] = charged if charged is not None else set()
+        for t in n.inputs:
+            if t is None or not t.name or t.name in self.initializers or t.name in seen:
+                continue
+            seen.add(t.name)
+            source = assignment.get(self.producer[t.name]) if t.name in self.producer else self.host
+            if source is None or source == d:
+                continue
+            if any(assignment.get(r) == d for r in self.readers.get(t.name, ()) if r not in moving):
+                continue
+            total += self.xfer(source, d, tensor_bytes(t))
+        return total
+
+    def outputs_cost(self, n: NodeInfo, d: str, assignment: Mapping[str, str], moving: Sequence[str] | set[str]) -> float:
+        """Copies of n's outputs from d to each other device that reads them (once per device),
+        and to the host for graph outputs."""
+        total = 0.0
+        for t in n.outputs:
+            if not t.name:
+                continue
+            destinations = {assignment[r] for r in self.readers.get(t.name, ()) if r not in moving and r in assignment}
+            if t.name in self.graph_outputs:
+                destinations.add(self.host)
+            destinations.discard(d)
+            nbytes = tensor_bytes(t)
+            total += sum(self.xfer(d, other, nbytes) for other in destinations)
+        return total
+
+
+def _move_groups(nodes, assignment, candidates, cost, graph: _CostGraph) -> bool:
     """Tries moving each same-device connected group as a whole; single-node moves cannot cross
     the transfer cost a chain pays on both ends."""
     group_of: dict[str, int] = {}
@@ -284,10 +333,10 @@ def _move_groups(nodes, assignment, candidates, cost, producer, consumers, xfer)
     for n in nodes:
         joined = None
         for t in n.inputs:
-            if t is not None and t.name in producer:
-                p = producer[t.name]
-                if assignment[p.name] == assignment[n.name]:
-                    joined = group_of[p.name]
+            if t is not None and t.name in graph.producer:
+                p = graph.producer[t.name]
+                if assignment[p] == assignment[n.name]:
+                    joined = group_of[p]
                     break
         if joined is None:
             joined = len(groups)
@@ -296,32 +345,27 @@ def _move_groups(nodes, assignment, candidates, cost, producer, consumers, xfer)
         groups[joined].append(n)
     moved = False
     for members in groups:
-        names = {m.name for m in members}
-        current = assignment[members[0].name]
-        shared = set(candidates[members[0].name])
-        for m in members[1:]:
-            shared &= set(candidates[m.name])
+        names = [m.name for m in members]
+        moving = set(names)
+        current = assignment[names[0]]
+        shared = set(candidates[names[0]])
+        for m in names[1:]:
+            shared &= set(candidates[m])
         shared.discard(current)
         if not shared:
             continue
 
         def group_cost(d: str) -> float:
-            total = 0.0
-            for m in members:
-                total += cost[m.name][d]
-                for t in m.inputs:
-                    if t is not None and t.name in producer and producer[t.name].name not in names:
-                        total += xfer(assignment[producer[t.name].name], d, tensor_bytes(t))
-                for t in m.outputs:
-                    for c in consumers.get(t.name, ()):
-                        if c.name not in names:
-                            total += xfer(d, assignment[c.name], tensor_bytes(t))
-            return total
+            # edges inside the group stay on one device whatever d is: only its boundary costs
+            charged: set[str] = set()
+            return sum(cost[m.name][d] + graph.inputs_cost(m, d, assignment, moving, charged)
+                       + graph.outputs_cost(m, d, assignment, moving) for m in members)
 
         before = group_cost(current)
-        best = min(shared, key=group_cost)
+        best = min(sorted(shared), key=group_cost)
         if group_cost(best) < before - 1e-12:
-            for m in members:
-                assignment[m.name] = best
+            for name in names:
+                assignment[name] = best
             moved = True
     return moved
+

@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 import onnx
 
+from .. import profiler
 from ..device import Device
 from ..errors import InvalidArgumentError, InvalidInputError
 from ..registry import device as get_device, default_device
 from ..tensor import DeviceTensor, as_tensor
 from .capability import CompileOptions, NodeInfo, Support, TensorInfo
-from .extract import GraphIndex
+from .extract import SHAPE_SUFFIX, GraphIndex, metadata_only_inputs
 from .model import LoadedModel, check_feed, load_model, validate_feeds
 from .partition import Partition, partition
 from .placement import place_cost, place_priority, shape_only_nodes, tensor_bytes, transfer_seconds
@@ -59,6 +60,8 @@ class _Step:
     inputs: list[str]
     release_after: list[str]
     """Tensors no later step reads: dropped once this step ran, so device memory is reused."""
+    shape_only: frozenset[str] = frozenset()
+    """Inputs of a host step that only Shape/Size read: fed as their shape, the data stays put."""
 
 
 class InferenceSession:
@@ -105,13 +108,14 @@ class InferenceSession:
         nodes = self.model.node_infos()
         answers = {n.name: [d.backend.supports(n, d.spec) for d in listed] for n in nodes}
         host_nodes = shape_only_nodes(nodes, self.model.initializers)
+        graph_outputs = [o.name for o in self.model.outputs]
         if placement == "priority":
             placed = place_priority(nodes, listed, answers, host_nodes, self.host, strict=strict)
         else:
-            placed = place_cost(nodes, listed, answers, host_nodes, self.host, self._node_seconds, strict=strict)
+            placed = place_cost(nodes, listed, answers, host_nodes, self.host, self._node_seconds, strict=strict,
+                                initializers=self.model.initializers, graph_outputs=graph_outputs)
 
         index = GraphIndex(self.model.proto)
-        graph_outputs = [o.name for o in self.model.outputs]
         partitions = partition(nodes, placed.assignment, graph_outputs=graph_outputs, boundary=index.boundary)
         by_name = {d.name: d for d in (*listed, self.host)}
         self._steps = self._compile(partitions, index, by_name)
@@ -135,11 +139,19 @@ class InferenceSession:
         steps = []
         for i, part in enumerate(partitions):
             device = by_name[part.device]
-            model = index.extract(part.nodes, part.outputs, part.name)
+            shape_only = self._shape_only_inputs(part, partitions, device)
+            model = index.extract(part.nodes, part.outputs, part.name, shape_only=shape_only)
             executable = device.backend.compile(model, part.nodes, device, self.options)
             release = [n for n in part.inputs if last_reader.get(n) == i and n not in outputs]
-            steps.append(_Step(part, device, executable, list(part.inputs), release))
+            steps.append(_Step(part, device, executable, list(part.inputs), release, frozenset(shape_only)))
         return steps
+
+    def _shape_only_inputs(self, part: Partition, partitions: list[Partition], device: Device) -> list[str]:
+        """Inputs of a host partition that come from a chip and that only Shape/Size read there."""
+        if device is not self.host:
+            return []
+        from_chips = {name for p in partitions if p.device != self.host.name for name in p.outputs}
+        return [name for name in metadata_only_inputs(part.nodes, part.inputs) if name in from_chips]
 
     def _make_plan(self, nodes, answers, placed, partitions, by_name, placement) -> Plan:
         estimates: dict[str, float] = {}
@@ -157,11 +169,16 @@ class InferenceSession:
         producer_device = {t.name: placed.assignment[n.name] for n in nodes for t in n.outputs}
         infos = self.model.tensors
         transfers = []
+        shape_only = {step.partition.name: step.shape_only for step in self._steps}
+        crossed: set[tuple[str, str]] = set()  # the run copies a tensor to each device once
         for part in partitions:
             for name in part.inputs:
                 source = producer_device.get(name, "host")
                 if source == part.device or (source == "host" and by_name[part.device] is self.host):
                     continue
+                if (name, part.device) in crossed or name in shape_only.get(part.name, ()):
+                    continue
+                crossed.add((name, part.device))
                 nbytes = tensor_bytes(infos.get(name))
                 src_device = by_name.get(source, self.host)
                 seconds = transfer_seconds(src_device, by_name[part.device], nbytes)
@@ -203,7 +220,11 @@ class InferenceSession:
         names = self._check_output_names(output_names)
         feeds = validate_feeds(self.model, input_feed)
         if self._fast_session is not None:
-            return self._fast_session.run(names, feeds)
+            recording = profiler.active()
+            if recording is None:
+                return self._fast_session.run(names, feeds)
+            with recording.span(self._steps[0].partition.name, self.host.name, "compute"):
+                return self._fast_session.run(names, feeds)
         results = self._execute({name: as_tensor(value) for name, value in feeds.items()}, names)
         # host results are the arrays onnxruntime returned: hand them over without a copy
         return [t.host_view() if t.device is self.host else t.numpy() for t in (results[n] for n in names)]
@@ -243,12 +264,21 @@ class InferenceSession:
             inputs = {}
             for name in step.inputs:
                 copies = where[name]
+                if name in step.shape_only:
+                    shape = next(iter(copies.values())).shape
+                    inputs[name + SHAPE_SUFFIX] = as_tensor(np.array(shape, dtype=np.int64))
+                    continue
                 found = copies.get(device)
                 if found is None:
                     found = next(iter(copies.values())).to(device)
                     copies[device] = found
                 inputs[name] = found
-            outputs = step.executable.run(inputs, device.default_stream)
+            recording = profiler.active() if device is self.host else None
+            if recording is None:
+                outputs = step.executable.run(inputs, device.default_stream)
+            else:  # host partitions run on this thread, not on a device stream the profiler sees
+                with recording.span(step.partition.name, device.name, "compute"):
+                    outputs = step.executable.run(inputs, device.default_stream)
             for name, tensor in outputs.items():
                 where[name] = {tensor.device: tensor}
             for name in step.release_after:

@@ -169,10 +169,6 @@ def test_adjacent_same_device_nodes_with_foreign_nodes_elsewhere_share_a_partiti
     _check_invariants(loaded, nodes, parts, assignment)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "partition.py: a node's stage is the earliest possible (ASAP), so 'a' (stage 0) and its "
-    "same-device consumer 'b' (stage 1 because it also reads the cpu node 's') land in different "
-    "partitions although merging them makes no cycle: partitions are not maximal"))
 def test_adjacent_same_device_pair_merges_when_a_foreign_node_only_feeds_the_second():
     """a(asc) -> b(asc), s(cpu) -> b: no path from a to b leaves ascend, so {a, b} is one partition."""
     model = _model([("a", "Relu", ["x"]), ("s", "Relu", ["x"]), ("b", "Sum", ["a", "s"])], ["b"])
@@ -182,10 +178,6 @@ def test_adjacent_same_device_pair_merges_when_a_foreign_node_only_feeds_the_sec
     assert sorted(_groups(parts)) == [["a", "b"], ["s"]]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "partition.py: same ASAP-stage issue on a real graph: the query/key/value MatMul+Add pairs of a "
-    "transformer block (stage 0) are cut off from the rest of the attention (stage 1, after the "
-    "host shape nodes), giving 4 ascend partitions where 1 has no cycle"))
 def test_transformer_block_on_ascend_has_one_ascend_partition():
     sess = hal.InferenceSession(transformer_block(seq=4, hidden=16, heads=2), devices=[ASC])
     on_chip = [p for p in sess.plan.partitions if p.device == ASC]
