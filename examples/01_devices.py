@@ -20,8 +20,8 @@ def main() -> None:
         spec = device.spec
         fp16 = spec.peak_flops.get("float16")
         speed = f", {fp16 / 1e12:.0f} TFLOP/s fp16" if fp16 else ""
-        kind = "simulated" if spec.simulated else "real"
-        print(f"  {device.name:<9} {spec.name} ({kind}, {format_bytes(spec.memory_bytes)}{speed})")
+        name = spec.name if spec.simulated or "(" in spec.name else f"{spec.name} (real)"  # sim names say "(simulated)"
+        print(f"  {device.name:<9} {name}: {format_bytes(spec.memory_bytes)}{speed}")
 
     host = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)  # 4 MiB
     print(f"\nRound trip of a {host.shape} float32 tensor ({format_bytes(host.nbytes)}) through each device:")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -265,6 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HalError as exc:
         print(f"hal: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `hal explain model.onnx | head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

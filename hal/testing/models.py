@@ -418,7 +418,7 @@ def transformer_block(batch: Dim = 1, seq: Dim = 64, hidden: int = 256, heads: i
 # ---------------------------------------------------------------------------------------- chain
 
 _CYCLE = ("Add", "Mul", "Relu", "Sigmoid", "Tanh")
-_RARE = ("Einsum", "Erf", "CumSum")  # Einsum, CumSum: none on simulated Ascend; Erf: none on Kunlun
+_RARE = ("Einsum", "Erf", "CumSum")  # Einsum: none on simulated Ascend; Erf: none on Kunlun; CumSum on both
 
 
 def chain(nodes: int, width: int = 8, seed: int = 0) -> onnx.ModelProto:
