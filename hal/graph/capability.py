@@ -69,14 +69,17 @@ class Support:
     reason: str = ""
     note: str = ""
     slow: bool = False
+    needs_opset: int | None = None
+    """With a no: the ai.onnx opset from which the backend runs this op (an older model's node
+    would run after conversion with onnx's version converter, which the session tries)."""
 
     @classmethod
     def yes(cls, note: str = "", *, slow: bool = False) -> Support:
         return cls(True, "", note, slow)
 
     @classmethod
-    def no(cls, reason: str) -> Support:
-        return cls(False, reason)
+    def no(cls, reason: str, *, needs_opset: int | None = None) -> Support:
+        return cls(False, reason, needs_opset=needs_opset)
 
     def __bool__(self) -> bool:
         return self.supported

@@ -51,6 +51,8 @@ class Plan:
     dynamic_shapes: bool = False
     """Estimates counted unknown dimensions as 1."""
     estimated_by_device: dict[str, float] = field(default_factory=dict)
+    opset_conversion: str = ""
+    """Set when a listed device runs some op only from a newer ai.onnx opset than the model's."""
 
     @property
     def assignments(self) -> dict[str, str]:
@@ -71,6 +73,8 @@ class Plan:
         bytes crossing devices and the estimated time per device."""
         lines = [f"Plan over {', '.join(self.devices)} ({self.placement} placement): "
                  f"{len(self.nodes)} nodes in {len(self.partitions)} partition(s)"]
+        if self.opset_conversion:
+            lines.append(f"Model {self.opset_conversion}, as a listed device needs")
         width = max((len(n.name) for n in self.nodes), default=4)
         op_width = max((len(n.op) for n in self.nodes), default=2)
         lines.append("")
@@ -110,6 +114,7 @@ class Plan:
             "estimated_by_device_s": self.estimated_by_device,
             "estimated_total_s": self.estimated_total_s,
             "dynamic_shapes": self.dynamic_shapes,
+            "opset_conversion": self.opset_conversion,
         }
 
     def to_json(self) -> str:

@@ -20,12 +20,12 @@ import onnx
 
 from .. import profiler
 from ..device import Device
-from ..errors import InvalidArgumentError, InvalidInputError
+from ..errors import HalError, InvalidArgumentError, InvalidInputError
 from ..registry import device as get_device, default_device
 from ..tensor import DeviceTensor, as_tensor
 from .capability import CompileOptions, NodeInfo, Support, TensorInfo
 from .extract import SHAPE_SUFFIX, GraphIndex, metadata_only_inputs
-from .model import LoadedModel, check_feed, load_model, validate_feeds
+from .model import LoadedModel, check_feed, load_model, upgrade_opset, validate_feeds
 from .partition import Partition, partition
 from .placement import place_cost, place_priority, shape_only_nodes, tensor_bytes, transfer_seconds
 from .plan import NodePlan, PartitionPlan, Plan, Transfer
@@ -107,6 +107,18 @@ class InferenceSession:
         self.model: LoadedModel = load_model(model)
         nodes = self.model.node_infos()
         answers = {n.name: [d.backend.supports(n, d.spec) for d in listed] for n in nodes}
+        conversion = ""
+        target = max((s.needs_opset for options in answers.values() for s in options if s.needs_opset), default=None)
+        if target is not None:  # a device runs some op only from a newer opset: convert, as the model means the same
+            current = self.model.opsets.get("")
+            try:
+                converted = load_model(upgrade_opset(self.model.proto, target))
+            except HalError as exc:
+                conversion = f"kept ai.onnx opset {current}: converting to {target} failed ({exc})"
+            else:
+                self.model, conversion = converted, f"converted from ai.onnx opset {current} to {target}"
+                nodes = self.model.node_infos()
+                answers = {n.name: [d.backend.supports(n, d.spec) for d in listed] for n in nodes}
         host_nodes = shape_only_nodes(nodes, self.model.initializers)
         graph_outputs = [o.name for o in self.model.outputs]
         if placement == "priority":
@@ -120,6 +132,7 @@ class InferenceSession:
         by_name = {d.name: d for d in (*listed, self.host)}
         self._steps = self._compile(partitions, index, by_name)
         self.plan = self._make_plan(nodes, answers, placed, partitions, by_name, placement)
+        self.plan.opset_conversion = conversion
         self._output_names = graph_outputs
         self._fast_session = self._single_host_session()
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..backend import ArenaDeviceDriver, Backend, Executable
 from ..device import DeviceSpec
+from ..dtypes import DType
 from ..errors import BackendError
 from ..graph.capability import CompileOptions, NodeInfo, Support
 from ..memory import ArenaAllocator, Buffer
@@ -120,7 +121,7 @@ class SimulatedBackend(Backend):
 
     def compile(self, model: onnx.ModelProto, nodes: Sequence[NodeInfo], device: Device, options: CompileOptions) -> SimulatedExecutable:
         table = self.op_table()
-        narrowed = {n.name for n in nodes if table.narrows_int64(table.supports(n, self.chip))}
+        narrowed = {n.name for n in nodes if _touches_int64(n) and table.narrows_int64(table.supports(n, self.chip))}
         return SimulatedExecutable(model, nodes, self.chip, options, narrowed)
 
 
@@ -191,6 +192,10 @@ class SimulatedExecutable(Executable):
 
         stream.driver.submit(self.name, finish, seconds)
         return outputs
+
+
+def _touches_int64(node: NodeInfo) -> bool:
+    return any(t is not None and t.dtype is DType.INT64 for t in (*node.inputs, *node.outputs))
 
 
 def _static(node: NodeInfo) -> bool:

@@ -250,6 +250,11 @@ def emulate(
     fc_precision to Kunlun (None: the chip's default, "int16"); narrow_int64 names nodes whose int64
     inputs and outputs the chip computes in int32. Nodes without a name are named "<op>_<index>"."""
     mode, fc = _modes(chip, precision_mode, fc_precision)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), _MIN_OPSET)
+    if opset < _MIN_OPSET:  # the rewrites emit opset-13 forms (Cast-13, ReduceMax with axes...)
+        from ..graph.model import upgrade_opset
+
+        model = onnx.shape_inference.infer_shapes(upgrade_opset(model, _MIN_OPSET))
     rewriter = _Rewriter(model, chip)
     missing = sorted(set(narrow_int64) - {n.name for n in rewriter.source_nodes})
     if missing:

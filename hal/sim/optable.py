@@ -56,7 +56,9 @@ class OpTable:
         version = since_version(node) or node.opset
         if version < row.first_opset or (row.last_opset is not None and version > row.last_opset):
             span = f"opset {row.first_opset}" + (f" through {row.last_opset}" if row.last_opset else " and later")
-            return Support.no(f"{chip.name} runs {node.op_type} for {span}; this model's {node.op_type} is opset {version}")
+            newer = row.first_opset if version < row.first_opset and domain == "" else None
+            return Support.no(f"{chip.name} runs {node.op_type} for {span}; this model's {node.op_type} is opset {version}",
+                              needs_opset=newer)
         for dtype in node.dtypes:
             if dtype is DType.FLOAT64:
                 return Support.no(f"float64 is not supported on {chip.name}; cast the model to float32")

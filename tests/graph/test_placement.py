@@ -318,3 +318,31 @@ def test_tensor_bytes_counts_unknown_dimensions_as_one():
     assert tensor_bytes(TensorInfo("t", DType.INT64, ())) == 8
     assert tensor_bytes(TensorInfo("t", None, (4,))) == 0
     assert tensor_bytes(None) == 0
+
+
+# -- opset conversion ----------------------------------------------------------------------------
+
+
+def _gemm_model(opset: int):
+    w = numpy_helper.from_array(np.full((4, 3), 0.5, np.float32), "w")
+    c = numpy_helper.from_array(np.ones(3, np.float32), "c")  # Gemm before opset 11 requires C
+    node = helper.make_node("Gemm", ["x", "w", "c"], ["y"], name="gemm")
+    graph = helper.make_graph([node], "g", [_value("x", [2, 4])], [_value("y", [2, 3])], [w, c])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+
+
+def test_a_model_older_than_a_chip_needs_is_converted_and_runs_there():
+    model = _gemm_model(6)  # Gemm-6: the Kunlun table starts at Gemm-7 (Paddle maps ONNX Gemm from opset 7)
+    assert "opset 6" in hal.device(KUN).backend.supports(
+        hal.graph.model.load_model(model).node_infos()[0], hal.device(KUN).spec).reason
+    sess = hal.InferenceSession(model, devices=[KUN, "cpu"])
+    assert sess.plan.assignments == {"gemm": KUN} and sess.plan.fallbacks == []
+    assert sess.plan.opset_conversion == "converted from ai.onnx opset 6 to 7"
+    assert "converted from ai.onnx opset 6 to 7" in sess.plan.explain()
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], x @ np.full((4, 3), 0.5, np.float32) + 1, rtol=1e-3)
+
+
+def test_a_model_the_chips_take_as_it_is_is_not_converted():
+    sess = hal.InferenceSession(_gemm_model(13), devices=[KUN, "cpu"])
+    assert sess.plan.opset_conversion == "" and sess.model.opsets[""] == 13

@@ -342,11 +342,14 @@ def test_rewrites_hold_across_opsets(opset):
         check_overflow(emulated, values, "kunlun:0")
 
 
-def test_old_opsets_are_refused_only_when_a_rewrite_needs_newer_ops():
+def test_old_opsets_are_converted_to_the_opset_the_rewrites_emit():
     old = helper.make_model(_matmul_model().graph, opset_imports=[helper.make_opsetid("", 11)])
-    assert emulate(old, ASCEND, precision_mode="must_keep_origin_dtype").model.graph.node[0].op_type == "MatMul"
-    with pytest.raises(hal.InvalidModelError, match="opset"):
-        emulate(old, KUNLUN)
+    current = _matmul_model()
+    for chip in (ASCEND, KUNLUN):
+        emulated, reference = emulate(old, chip), emulate(current, chip)
+        assert [o.version for o in emulated.model.opset_import if o.domain == ""] == [13]
+        assert [n.op_type for n in emulated.model.graph.node] == [n.op_type for n in reference.model.graph.node]
+        assert emulated.compute_dtypes == reference.compute_dtypes
 
 
 def test_unnamed_nodes_are_named_and_the_input_model_is_untouched():
