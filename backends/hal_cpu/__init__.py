@@ -98,7 +98,7 @@ class CpuBackend(Backend):
     def compile(self, model, nodes: Sequence[NodeInfo], device: hal.Device, options: CompileOptions) -> CpuExecutable:
         from hal.backend import HostProgram
 
-        return CpuExecutable(HostProgram(model, nodes, threads=options.intra_op_threads))
+        return CpuExecutable(HostProgram(model, nodes, threads=options.intra_op_threads, spinning=options.intra_op_spinning))
 
     def cost(self, node: NodeInfo, device: DeviceSpec, options: CompileOptions) -> float:
         from hal.backend import host_supports

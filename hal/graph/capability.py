@@ -92,8 +92,13 @@ class CompileOptions:
     precision_mode: Ascend's CANN precision_mode (None: the chip's documented default).
     fc_precision: Kunlun's fully connected compute type ("int16" default, as Paddle's XPU backend).
     intra_op_threads: host threads for CPU work (None: onnxruntime's default).
+    intra_op_spinning: whether onnxruntime's host thread pools spin-wait for work after a run.
+        Spinning saves microseconds for one session; a session of several partitions holds one
+        pool per partition, and their spinning workers would take the cores the next partition
+        needs, so sessions turn it off there.
     """
 
     precision_mode: str | None = None
     fc_precision: str | None = None
     intra_op_threads: int | None = None
+    intra_op_spinning: bool = True

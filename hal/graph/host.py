@@ -19,7 +19,7 @@ from ..dtypes import DType
 from ..errors import InvalidModelError, UnsupportedOpError
 from .capability import NodeInfo, Support
 
-__all__ = ["since_version", "formal_types", "ort_cpu_supports", "reference_supports", "host_supports", "HostProgram"]
+__all__ = ["since_version", "formal_types", "ort_cpu_supports", "ort_provider_supports", "reference_supports", "host_supports", "HostProgram"]
 
 _ONNX_TYPE_NAME = {
     "tensor(float)": DType.FLOAT32, "tensor(double)": DType.FLOAT64, "tensor(float16)": DType.FLOAT16,
@@ -63,14 +63,14 @@ def formal_types(node: NodeInfo) -> dict[str, list[DType | None]] | None:
     return bound
 
 
-@functools.lru_cache(maxsize=1)
-def _ort_cpu_kernels() -> dict[tuple[str, str], list[tuple[int, int, dict[str, frozenset[DType]]]]]:
-    """(domain, op) -> [(first version, last version, {constraint: dtypes})] of ORT's CPU provider."""
+@functools.lru_cache(maxsize=4)
+def _ort_kernels(provider: str = "CPUExecutionProvider") -> dict[tuple[str, str], list[tuple[int, int, dict[str, frozenset[DType]]]]]:
+    """(domain, op) -> [(first version, last version, {constraint: dtypes})] of one ORT provider."""
     from onnxruntime.capi import onnxruntime_pybind11_state as ort_c
 
     table: dict[tuple[str, str], list[tuple[int, int, dict[str, frozenset[DType]]]]] = {}
     for kernel in ort_c.get_all_opkernel_def():
-        if kernel.provider != "CPUExecutionProvider":
+        if kernel.provider != provider:
             continue
         constraints = {
             name: frozenset(_ONNX_TYPE_NAME[t] for t in types if t in _ONNX_TYPE_NAME)
@@ -83,13 +83,20 @@ def _ort_cpu_kernels() -> dict[tuple[str, str], list[tuple[int, int, dict[str, f
 
 def ort_cpu_supports(node: NodeInfo) -> Support:
     """Whether onnxruntime's CPU provider has a kernel for this op, opset and these dtypes."""
-    kernels = _ort_cpu_kernels().get((_domain(node.domain), node.op_type))
+    return ort_provider_supports(node, "CPUExecutionProvider")
+
+
+def ort_provider_supports(node: NodeInfo, provider: str) -> Support:
+    """Whether one onnxruntime execution provider ("CUDAExecutionProvider") of the installed
+    onnxruntime build has a kernel for this op, opset and these dtypes."""
+    who = f"onnxruntime's {provider.removesuffix('ExecutionProvider')} provider"
+    kernels = _ort_kernels(provider).get((_domain(node.domain), node.op_type))
     if not kernels:
-        return Support.no(f"onnxruntime's CPU provider has no {node.qualified_op} kernel")
+        return Support.no(f"{who} has no {node.qualified_op} kernel")
     version = since_version(node) or node.opset
     in_range = [k for k in kernels if k[0] <= version <= k[1]]
     if not in_range:
-        return Support.no(f"onnxruntime's CPU provider has no {node.qualified_op} kernel for opset {version}")
+        return Support.no(f"{who} has no {node.qualified_op} kernel for opset {version}")
     bound = formal_types(node) or {}
     for _, _, constraints in in_range:
         if all(
@@ -99,26 +106,46 @@ def ort_cpu_supports(node: NodeInfo) -> Support:
         ):
             return Support.yes()
     used = sorted({str(d) for ds in bound.values() for d in ds if d is not None})
-    return Support.no(f"onnxruntime's CPU provider has no {node.qualified_op} kernel for {', '.join(used)}")
+    return Support.no(f"{who} has no {node.qualified_op} kernel for {', '.join(used)}")
+
+
+# The reference evaluator's op modules per domain, as ReferenceEvaluator picks them.
+_REFERENCE_DOMAINS = {
+    "": "onnx.reference.ops", "ai.onnx.ml": "onnx.reference.ops.aionnxml",
+    "ai.onnx.preview": "onnx.reference.ops.aionnx_preview",
+    "ai.onnx.preview.training": "onnx.reference.ops.aionnx_preview_training",
+}
 
 
 @functools.lru_cache(maxsize=4096)
 def _reference_has(domain: str, op_type: str, version: int) -> bool:
-    from onnx.reference.ops import load_op
+    import importlib
 
+    from onnx.reference import ReferenceEvaluator
+    from onnx.reference.op_run import RuntimeContextError
+
+    module = _REFERENCE_DOMAINS.get(domain)
+    if module is None:
+        return False
+    load_op = importlib.import_module(module).load_op
     try:
-        load_op(domain, op_type, version)
+        if domain == "":  # ops defined by a function body run that body
+            load_op(domain, op_type, version, evaluator_cls=ReferenceEvaluator)
+        else:
+            load_op(domain, op_type, version)
+    except RuntimeContextError:  # a context-dependent function: built per node when it runs
+        return True
     except Exception:  # load_op raises a variety of errors for unknown ops
         return False
     return True
 
 
 def reference_supports(node: NodeInfo) -> Support:
-    if _domain(node.domain) != "":
-        return Support.no(f"onnx's reference implementation has no {node.qualified_op}")
-    if _reference_has("", node.op_type, since_version(node) or node.opset):
+    if _reference_has(_domain(node.domain), node.op_type, since_version(node) or node.opset):
         return Support.yes("onnx reference implementation (slow)", slow=True)
-    return Support.no(f"neither onnxruntime's CPU provider nor onnx's reference implementation runs {node.op_type}")
+    if _domain(node.domain) not in _REFERENCE_DOMAINS:
+        return Support.no(f"onnx's reference implementation has no {node.qualified_op}")
+    return Support.no(f"neither onnxruntime's CPU provider nor onnx's reference implementation runs {node.qualified_op}")
 
 
 def host_supports(node: NodeInfo) -> Support:
@@ -132,31 +159,55 @@ def host_supports(node: NodeInfo) -> Support:
     return Support.no(f"{native.reason}, and onnx's reference implementation has none either")
 
 
-class _Segment:
-    """A run of consecutive nodes executed by one engine."""
+# ONNX element types onnxruntime's Python API exchanges as numpy arrays (0: not known here).
+# Others (bfloat16, float8, int4, float4...) it can neither take as feeds nor return.
+_ORT_NUMPY_TYPES = frozenset({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13})
 
-    def __init__(self, model: onnx.ModelProto, slow: bool, threads: int | None):
+
+def _boundary_types(model: onnx.ModelProto) -> set[int]:
+    found = set()
+    for info in (*model.graph.input, *model.graph.output):
+        kind = info.type.WhichOneof("value")
+        if kind == "tensor_type":
+            found.add(info.type.tensor_type.elem_type)
+    return found
+
+
+class _Segment:
+    """A run of consecutive nodes executed by one engine. An onnxruntime segment that onnxruntime
+    cannot load, or whose inputs or outputs have a type its Python API cannot pass (bfloat16,
+    float8...), runs in the reference evaluator instead when that runs all its nodes."""
+
+    def __init__(self, model: onnx.ModelProto, nodes: Sequence[NodeInfo], slow: bool, threads: int | None, spinning: bool):
         self.input_names = [i.name for i in model.graph.input]
         self.output_names = [o.name for o in model.graph.output]
-        self.slow = slow
-        if slow:
+        self._session = self._reference = None
+        if not slow:
+            self._session = self._onnxruntime(model, nodes, threads, spinning)
+        self.slow = self._session is None
+        if self.slow:
             from onnx.reference import ReferenceEvaluator
 
             self._reference = ReferenceEvaluator(model)
-            self._session = None
-        else:
-            import onnxruntime as ort
 
-            options = ort.SessionOptions()
-            if threads:
-                options.intra_op_num_threads = threads
-            try:
-                self._session = ort.InferenceSession(
-                    model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-                )
-            except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-                raise UnsupportedOpError(f"onnxruntime's CPU provider cannot load this subgraph: {exc}") from None
-            self._reference = None
+    @staticmethod
+    def _onnxruntime(model: onnx.ModelProto, nodes: Sequence[NodeInfo], threads: int | None, spinning: bool) -> Any | None:
+        import onnxruntime as ort
+
+        reference_runs_all = all(reference_supports(n) for n in nodes)
+        if reference_runs_all and not _boundary_types(model) <= _ORT_NUMPY_TYPES:
+            return None
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            if reference_runs_all:
+                return None
+            raise UnsupportedOpError(f"onnxruntime's CPU provider cannot load this subgraph: {exc}") from None
 
     def run(self, env: dict[str, np.ndarray]) -> None:
         feeds = {name: env[name] for name in self.input_names}
@@ -171,17 +222,18 @@ class HostProgram:
     """A standalone ONNX model compiled for the host: consecutive nodes onnxruntime can run become
     one onnxruntime session, the others run in onnx's reference evaluator, in topological order."""
 
-    def __init__(self, model: onnx.ModelProto, nodes: Sequence[NodeInfo], *, threads: int | None = None):
+    def __init__(self, model: onnx.ModelProto, nodes: Sequence[NodeInfo], *, threads: int | None = None,
+                 spinning: bool = True):
         self.input_names = [i.name for i in model.graph.input]
         self.output_names = [o.name for o in model.graph.output]
         slow = [not ort_cpu_supports(n) for n in nodes]
         if not any(slow):
-            self._segments = [_Segment(model, False, threads)]
+            self._segments = [_Segment(model, nodes, False, threads, spinning)]
         else:
             self._segments = [
-                _Segment(sub, is_slow, threads) for sub, is_slow in _split_by_engine(model, nodes, slow)
+                _Segment(sub, members, is_slow, threads, spinning) for sub, members, is_slow in _split_by_engine(model, nodes, slow)
             ]
-        self.slow = any(slow)
+        self.slow = any(segment.slow for segment in self._segments)
         self._lock = threading.Lock()
 
     @property
@@ -199,8 +251,9 @@ class HostProgram:
 
 
 def _split_by_engine(model: onnx.ModelProto, nodes: Sequence[NodeInfo], slow: list[bool]):
-    """Consecutive runs (in topological order) of nodes with the same engine, each as a model."""
-    from .extract import GraphIndex
+    """Consecutive runs (in topological order) of nodes with the same engine, each as a model with
+    its nodes; a run none of whose results is read later (dead nodes) is left out."""
+    from .extract import GraphIndex, implicit_inputs
 
     index = GraphIndex(model)
     graph_outputs = {o.name for o in model.graph.output}
@@ -215,12 +268,16 @@ def _split_by_engine(model: onnx.ModelProto, nodes: Sequence[NodeInfo], slow: li
         for t in node.inputs:
             if t is not None:
                 consumers_after[t.name] = position
+        if node.proto is not None and node.proto.attribute:  # If/Loop/Scan bodies read outer names
+            for name in implicit_inputs(node.proto):
+                consumers_after[name] = position
     for indices, is_slow in runs:
         members = [nodes[i] for i in indices]
         last = indices[-1]
         produced = [t.name for n in members for t in n.outputs]
         needed_later = [name for name in produced if consumers_after.get(name, -1) > last or name in graph_outputs]
-        yield index.extract(members, needed_later, f"{model.graph.name}_{indices[0]}"), is_slow
+        if needed_later:
+            yield index.extract(members, needed_later, f"{model.graph.name}_{indices[0]}"), members, is_slow
 
 
 def check_model_loadable(model: onnx.ModelProto) -> None:

@@ -10,6 +10,7 @@ device and cross devices once per (tensor, destination).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -130,6 +131,8 @@ class InferenceSession:
         index = GraphIndex(self.model.proto)
         partitions = partition(nodes, placed.assignment, graph_outputs=graph_outputs, boundary=index.boundary)
         by_name = {d.name: d for d in (*listed, self.host)}
+        if len(partitions) > 1:
+            self.options = dataclasses.replace(self.options, intra_op_spinning=False)
         self._steps = self._compile(partitions, index, by_name)
         self.plan = self._make_plan(nodes, answers, placed, partitions, by_name, placement)
         self.plan.opset_conversion = conversion

@@ -141,7 +141,8 @@ class SimulatedExecutable(Executable):
         self.emulated = emulate(model, chip, precision_mode=options.precision_mode,
                                 fc_precision=options.fc_precision, narrow_int64=narrow_int64)
         emulated_model = load_model(self.emulated.model)
-        self.program = HostProgram(emulated_model.proto, emulated_model.node_infos(), threads=options.intra_op_threads)
+        self.program = HostProgram(emulated_model.proto, emulated_model.node_infos(), threads=options.intra_op_threads,
+                                   spinning=options.intra_op_spinning)
         self.nodes = list(nodes)
         self._model = model
         self._seconds_by_shapes: dict[tuple, float] = {}

@@ -482,7 +482,7 @@ class _Rewriter:
         self.checks.append(Int32Check(reported, node.name, node.op_type, flag, hi, lo))
 
     def _quantize_int16(self, tensor: str, owner: onnx.NodeProto) -> tuple[str, str]:
-        """(int64 tensor of int16 levels, float32 scale) as Paddle's XPU int16 quantization:
+        """(float64 tensor of int16 levels, float32 scale) as Paddle's XPU int16 quantization:
         max = max|x| per tensor; q = RoundHalfToEven(x * (32767 / max)) clipped to +-32767, in
         float32 arithmetic (paddle/fluid/framework/ir/xpu/quant_utils.cc: FindMaxAbs, Fp32ToIntx,
         RoundHalfToEven). ONNX Round rounds half to even. A zero tensor quantizes to zeros with
@@ -503,15 +503,19 @@ class _Rewriter:
         rounded = self.emit("Round", [scaled], self.fresh(f"{tensor}__rounded"), owner, "round", f32, like=tensor)
         clipped = self.emit("Clip", [rounded, self.const(-_INT16_MAX, f32), self.const(_INT16_MAX, f32)],
                             self.fresh(f"{tensor}__int16"), owner, "clip", f32, like=tensor)
-        levels = self.cast_chain(clipped, [DType.INT64], owner)
+        levels = self.cast_chain(clipped, [DType.FLOAT64], owner)
         scale = self.emit("Div", [peak, self.const(_INT16_MAX, f32)], self.fresh(f"{tensor}__scale"), owner, "scale",
                           f32, shape=[])
         self.quantized[tensor] = levels, scale
         return levels, scale
 
     def _fc_int16(self, node: onnx.NodeProto) -> None:
-        """MatMul/Gemm as int16 levels multiplied exactly in int64, then float32:
-        y = float32(qa @ qb) * (scale_a * scale_b) [* alpha] [+ beta * C]."""
+        """MatMul/Gemm as int16 levels multiplied exactly, then float32:
+        y = float32(qa @ qb) * (scale_a * scale_b) [* alpha] [+ beta * C].
+        The integer products are summed in float64: every partial sum is an integer below
+        K * 32767**2, exact in float64's 53 bits for any K below 8 million, so the result equals an
+        int64 accumulation while onnxruntime's float64 GEMM runs it about 4x faster than its int64
+        MatMul (measured on a 128x256x1024 product)."""
         f32 = _F32
         out = node.output[0]
         out_dtype = self.dtype(out) or f32
@@ -527,12 +531,12 @@ class _Rewriter:
 
         (qa, sa), (qb, sb) = (self._quantize_int16(t, node) for t in node.input[:2])
         if gemm and attrs.get("transA", 0):
-            qa = self.emit("Transpose", [qa], self.fresh(f"{node.input[0]}__int16_t"), node, "trans_a", DType.INT64, perm=[1, 0])
+            qa = self.emit("Transpose", [qa], self.fresh(f"{node.input[0]}__int16_t"), node, "trans_a", DType.FLOAT64, perm=[1, 0])
         if gemm and attrs.get("transB", 0):
-            qb = self.emit("Transpose", [qb], self.fresh(f"{node.input[1]}__int16_t"), node, "trans_b", DType.INT64, perm=[1, 0])
-        products = self.fresh(f"{out}__int64_sum")
+            qb = self.emit("Transpose", [qb], self.fresh(f"{node.input[1]}__int16_t"), node, "trans_b", DType.FLOAT64, perm=[1, 0])
+        products = self.fresh(f"{out}__exact_sum")
         self.nodes.append(helper.make_node("MatMul", [qa, qb], [products], name=node.name))
-        self.declare(products, DType.INT64, like=out)
+        self.declare(products, DType.FLOAT64, like=out)
         summed = self.cast_chain(products, [f32], node)
         scale = self.emit("Mul", [sa, sb], self.fresh(f"{out}__scale"), node, "scale", f32, shape=[])
         y = self.emit("Mul", [summed, scale], target("dequantized", not (scale_alpha or bias)), node, "dequantize", f32, like=out)
