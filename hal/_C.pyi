@@ -189,3 +189,38 @@ class DLPackImport:
 
 def from_dlpack_capsule(capsule: Any) -> DLPackImport:
     """Consume a "dltensor"/"dltensor_versioned" capsule (renamed "used_..."); ValueError if invalid."""
+
+# ---- kernels (csrc/ops, csrc/kernels; the Python API is hal.ops) -----------------------------
+KERNEL_ABI_VERSION: int
+KERNEL_DTYPES: tuple[str, ...]
+"""hal_dtype names in code order (hal/include/hal/kernel.h)."""
+
+class Kernel:
+    """A registered kernel: (domain, op, backend, dtype) -> infer and compute."""
+    @property
+    def domain(self) -> str: ...
+    @property
+    def op(self) -> str: ...
+    @property
+    def backend(self) -> str: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def origin(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    def infer(self, inputs: list[tuple[str, tuple[int, ...]]], attrs: dict[str, int | float | str]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """Output (dtype, shape) pairs; the kernel's InvalidArgumentError / UnsupportedDTypeError otherwise."""
+    def run(self, inputs: list[Any], attrs: dict[str, int | float | str], outputs: list[Any] | None = None) -> list[Any]:
+        """Runs on C-contiguous numpy arrays in place (no copies), into outputs or new arrays; GIL released from 64 KiB."""
+
+def find_kernel(domain: str, op: str, backend: str, dtype: str) -> Kernel:
+    """hal.KernelNotFoundError naming the backends and dtypes that have one."""
+def has_kernel(domain: str, op: str, backend: str, dtype: str) -> bool: ...
+def kernels() -> list[tuple[str, str, str, str, str, str]]:
+    """(domain, op, backend, dtype, origin, source) of every kernel."""
+def load_kernel_library(path: str) -> None:
+    """dlopen + hal_register_kernels, all or none; hal.KernelLibraryError on failure or a duplicate."""
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...
+def _set_numpy_dtypes(dtypes: list[Any]) -> None: ...

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common/cpu_features.h"
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define HAL_HAVE_STREAMING_COPY 1
@@ -41,11 +43,6 @@ __attribute__((target("avx2"))) void streaming_copy_avx2(char* dst, const char* 
   }
   _mm_sfence();  // streaming stores are weakly ordered: publish them before anyone reads dst
   std::memcpy(dst + i, src + i, nbytes - i);
-}
-
-bool cpu_has_avx2() {
-  static const bool has = __builtin_cpu_supports("avx2");
-  return has;
 }
 #endif
 

@@ -136,6 +136,11 @@ def load_model(model: str | os.PathLike | bytes | onnx.ModelProto) -> LoadedMode
             f"{source} has no graph: it is empty, truncated or not an ONNX model; export or download it again"
         )
     opsets = _opsets(proto, source)
+    if any(domain not in (*_DEFAULT_DOMAINS, "ai.onnx.ml") for domain in opsets):
+        # kernel ops (hal.ops): onnx checks and infers them from the schemas hal registers
+        from ..ops.schemas import ensure_registered
+
+        ensure_registered()
     _name_nodes(proto.graph)
     _check_default_ops(proto.graph, opsets.get(""), source)
 

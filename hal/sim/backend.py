@@ -111,7 +111,15 @@ class SimulatedBackend(Backend):
         return load_op_table(self.op_table_path)
 
     def supports(self, node: NodeInfo, device: DeviceSpec) -> Support:
-        return self.op_table().supports(node, self.chip)
+        from ..graph.host import kernel_supports
+
+        kernel = kernel_supports(node, self.name)  # hal's registered kernels (hal.ops) first
+        if kernel is None:
+            return self.op_table().supports(node, self.chip)
+        lacking = sorted(str(d) for d in node.dtypes if d not in self.chip.dtypes)
+        if kernel and lacking:
+            return Support.no(f"{self.chip.name} has no {', '.join(lacking)} (the {node.qualified_op} kernel would need it)")
+        return kernel
 
     def cost(self, node: NodeInfo, device: DeviceSpec, options: CompileOptions) -> float:
         from .cost import node_cost
@@ -123,6 +131,31 @@ class SimulatedBackend(Backend):
         table = self.op_table()
         narrowed = {n.name for n in nodes if _touches_int64(n) and table.narrows_int64(table.supports(n, self.chip))}
         return SimulatedExecutable(model, nodes, self.chip, options, narrowed)
+
+    def run_kernel(self, kernel, node: NodeInfo, inputs: Sequence[DeviceTensor], attrs: Mapping[str, object], device: Device) -> list[DeviceTensor]:
+        """One hal.ops kernel call on a simulated card, as a partition runs: inputs staged to the
+        host, the kernel run with the chip's rounding (hal.sim.numerics.kernel_precision), the
+        results written back in stream order, the simulated clock advanced by the roofline cost."""
+        from ..dtypes import DType
+        from ..ops.dispatch import kernel_node
+        from .cost import node_cost
+        from .numerics import kernel_precision
+
+        stream = device.default_stream
+        stream.synchronize()  # the inputs are complete before the host reads them
+        host = [device.driver.read_for_emulation(t) for t in inputs]
+        specs = kernel.infer([(str(t.dtype), t.shape) for t in inputs], dict(attrs))
+        values = None
+        if specs is None:  # a Python kernel without infer=: its results say what it produces
+            values = kernel.run(host, dict(attrs))
+            specs = [(str(v.dtype), v.shape) for v in values]
+        described = kernel_node(node.domain, node.op_type, inputs, attrs, specs)
+        precision = kernel_precision(described, self.chip)
+        if values is None or precision.plan.rewrites:
+            values = kernel.run(precision.inputs(host), dict(attrs))
+        values = precision.outputs([np.ascontiguousarray(v) for v in values], [DType(d) for d, _ in specs])
+        seconds = node_cost(described, self.chip, precision.compute).seconds
+        return submit_results(stream, f"{node.domain}::{node.op_type}", values, seconds)
 
 
 class SimulatedExecutable(Executable):
@@ -142,7 +175,7 @@ class SimulatedExecutable(Executable):
                                 fc_precision=options.fc_precision, narrow_int64=narrow_int64)
         emulated_model = load_model(self.emulated.model)
         self.program = HostProgram(emulated_model.proto, emulated_model.node_infos(), threads=options.intra_op_threads,
-                                   spinning=options.intra_op_spinning)
+                                   spinning=options.intra_op_spinning, kernel_backend=chip.kind)
         self.nodes = list(nodes)
         self._model = model
         self._seconds_by_shapes: dict[tuple, float] = {}
@@ -179,20 +212,26 @@ class SimulatedExecutable(Executable):
         values = self.program.run(host)
         check_overflow(self.emulated, values, f"{device.name} ({self.chip.name})")
         seconds = self.seconds_for(tuple(host[name].shape for name in self.input_names))
-        outputs: dict[str, DeviceTensor] = {}
-        writes = []
-        for name in self.output_names:
-            value = values[name]
-            tensor_out = DeviceTensor(driver.allocate(value.nbytes), value.shape, _hal_dtype(value), device)
-            outputs[name] = tensor_out
-            writes.append((tensor_out.buffer, value))
+        results = submit_results(stream, self.name, [values[name] for name in self.output_names], seconds)
+        return dict(zip(self.output_names, results))
 
-        def finish() -> None:
-            for buffer, value in writes:
-                driver.write_for_emulation(buffer, value)
 
-        stream.driver.submit(self.name, finish, seconds)
-        return outputs
+def submit_results(stream: Stream, name: str, values: Sequence[np.ndarray], seconds: float) -> list[DeviceTensor]:
+    """Device tensors for host-computed `values`, written in stream order by one op that takes
+    `seconds` on the device's simulated clock (and shows as `name` in a profile)."""
+    from ..tensor import DeviceTensor
+
+    device = stream.device
+    driver = device.driver
+    outputs = [DeviceTensor(driver.allocate(v.nbytes), v.shape, _hal_dtype(v), device) for v in values]
+    writes = [(t.buffer, v) for t, v in zip(outputs, values)]
+
+    def finish() -> None:
+        for buffer, value in writes:
+            driver.write_for_emulation(buffer, value)
+
+    stream.driver.submit(name, finish, seconds)
+    return outputs
 
 
 def _touches_int64(node: NodeInfo) -> bool:

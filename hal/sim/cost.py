@@ -32,6 +32,8 @@ DATA_MOVEMENT_OPS = frozenset({
     "Gather", "GatherElements", "GatherND", "ScatterND", "ScatterElements", "Expand", "Tile", "Pad",
     "DepthToSpace", "SpaceToDepth", "Cast", "CastLike", "Shape", "Size", "Dropout", "Constant",
     "ConstantOfShape", "Compress", "ReverseSequence", "Trilu", "EyeLike",
+    # hal's layout kernels (com.hal, csrc/kernels/layout.cpp): their padded output is counted from its shape
+    "ToNC1HWC0", "FromNC1HWC0", "ToFractalNZ", "FromFractalNZ",
 })
 """Ops that copy, reorder or convert elements without arithmetic: 0 FLOPs, only bytes."""
 
@@ -42,12 +44,14 @@ _ELEMENTWISE_FLOPS = {
     "HardSwish": 4, "Tanh": 6, "Erf": 8, "Gelu": 8, "FastGelu": 8, "Elu": 4, "Selu": 4, "Celu": 4,
     "Softplus": 6, "Mish": 12, "Sin": 6, "Cos": 6, "Softmax": 5, "LogSoftmax": 6, "LeakyRelu": 2,
     "PRelu": 2, "Clip": 2, "Where": 1,
+    # hal's kernels (com.hal): SwiGLU = exp + divide + 2 multiplies per output; RoPE = 2 mul + 1 add
+    "SwiGLU": 8, "RoPE": 3, "FusedSoftmax": 5, "FusedGelu": 8,
 }
 # Normalizations, per input element: mean, variance, normalize, scale and shift.
 _NORMALIZATION_FLOPS = {
     "LayerNormalization": 8, "SimplifiedLayerNormalization": 6, "RMSNormalization": 6,
     "GroupNormalization": 8, "InstanceNormalization": 8, "BatchNormalization": 5, "LpNormalization": 4,
-    "MeanVarianceNormalization": 8,
+    "MeanVarianceNormalization": 8, "RMSNorm": 6, "LayerNorm": 8,
 }
 _REDUCTIONS = frozenset({
     "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
@@ -142,7 +146,7 @@ def _flops(node: NodeInfo) -> tuple[float, bool]:
     out = node.outputs[0] if node.outputs else None
     if op in DATA_MOVEMENT_OPS:
         return 0.0, False
-    if op == "MatMul":  # out = batch x M x N, each a K-long dot product
+    if op in ("MatMul", "QuantizedMatMul"):  # out = batch x M x N, each a K-long dot product
         elements, d1 = _elements(out)
         k, d2 = _dim(first, -1)
         return 2.0 * elements * k, d1 or d2

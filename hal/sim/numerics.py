@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ASCEND_PRECISION_MODES", "KUNLUN_FC_PRECISIONS", "CUBE_OPS", "FC_OPS",
-    "EmulatedGraph", "Int32Check", "emulate", "check_overflow", "compute_dtype_of",
+    "EmulatedGraph", "Int32Check", "emulate", "check_overflow", "compute_dtype_of", "KernelPrecision", "kernel_precision",
 ]
 
 _F32, _F16, _BF16 = DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16
@@ -203,7 +203,11 @@ def _plan(op_type: str, domain: str, dtypes: list[DType | None], mode: _AscendMo
         return _Plan(known[0].value if known else None)
     own = floats[0]
     if domain not in ("", "ai.onnx"):
-        return _Plan(own.value)
+        if not _is_kernel_op(domain, op_type):
+            return _Plan(own.value)
+        if op_type in _INTEGER_KERNELS:  # integer operands; the float scales are parameters
+            return _Plan(known[0].value)
+        # hal's kernels (hal.ops) follow the chip's rules for vector ops, like any ONNX node
     if op_type in ("Shape", "Size"):  # read the shape only
         return _Plan(own.value)
     if fc is not None and op_type in FC_OPS:
@@ -228,6 +232,62 @@ def _plan(op_type: str, domain: str, dtypes: list[DType | None], mode: _AscendMo
     if mode.vector_upcast and can_upcast and any(d != _F32 for d in floats):
         return _Plan("float32", upcast=True)
     return _Plan(own.value)
+
+
+_INTEGER_KERNELS = frozenset({"QuantizedMatMul"})
+"""Kernel ops (hal.ops) that compute on their integer inputs."""
+
+
+def _is_kernel_op(domain: str, op_type: str) -> bool:
+    from ..ops.schemas import kernel_supports
+
+    return kernel_supports(domain, op_type, "", None) is not None
+
+
+@dataclass(frozen=True)
+class KernelPrecision:
+    """How a chip rounds one direct kernel call (hal.ops on a simulated device): the same plan
+    emulate() applies to that node in a graph, applied to host arrays."""
+
+    plan: _Plan
+
+    @property
+    def compute(self) -> str | None:
+        return self.plan.compute
+
+    def inputs(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        """Float inputs rounded through the chip's input dtype, in the dtype the kernel computes in."""
+        out = []
+        for array in arrays:
+            own = DType(str(array.dtype)) if str(array.dtype) in _FLOAT_NAMES else None
+            if own is None or not self.plan.rewrites:
+                out.append(array)
+                continue
+            if self.plan.in_round not in (None, own):
+                array = array.astype(self.plan.in_round.numpy)
+            out.append(np.ascontiguousarray(array.astype((_F32 if self.plan.upcast else own).numpy, copy=False)))
+        return out
+
+    def outputs(self, arrays: list[np.ndarray], declared: list[DType]) -> list[np.ndarray]:
+        """Float outputs rounded through the chip's output dtype into their declared dtype."""
+        out = []
+        for array, want in zip(arrays, declared):
+            if want in _FLOATS and self.plan.rewrites:
+                if self.plan.out_round is not None:
+                    array = array.astype(self.plan.out_round.numpy)
+                array = array.astype(want.numpy, copy=False)
+            out.append(array)
+        return out
+
+
+_FLOAT_NAMES = frozenset(d.value for d in _FLOATS)
+
+
+def kernel_precision(node: NodeInfo, chip: ChipSpec, options: CompileOptions | None = None) -> KernelPrecision:
+    """The rounding `chip` applies to a kernel call described by `node` (inputs then outputs)."""
+    mode, fc = _modes(chip, getattr(options, "precision_mode", None), getattr(options, "fc_precision", None))
+    dtypes = [t.dtype if t is not None else None for t in (*node.inputs, *node.outputs)]
+    return KernelPrecision(_plan(node.op_type, node.domain, dtypes, mode, fc))
 
 
 def compute_dtype_of(node: NodeInfo, chip: ChipSpec, options: CompileOptions | None = None) -> str | None:

@@ -82,14 +82,14 @@ def _reshape_graph() -> onnx.ModelProto:
 
 def _custom_graph() -> onnx.ModelProto:
     nodes = [
-        helper.make_node("FusedGelu", ["x"], ["g"], name="gelu", domain="com.hal", approximate=1),
+        helper.make_node("FusedGelu", ["x"], ["g"], name="gelu", domain="com.example", approximate=1),
         helper.make_node("Relu", ["g"], ["y"], name="relu"),
     ]
     return _model(
         nodes,
         [helper.make_tensor_value_info("x", F32, [2, 3])],
         [helper.make_tensor_value_info("y", F32, [2, 3])],
-        opsets=(("", 17), ("com.hal", 1)),
+        opsets=(("", 17), ("com.example", 1)),
     )
 
 
@@ -370,9 +370,9 @@ def test_opset_newer_than_onnx_knows_is_refused():
 
 def test_custom_domain_nodes_are_accepted():
     model = load_model(_custom_graph())
-    assert model.opsets == {"": 17, "com.hal": 1}
+    assert model.opsets == {"": 17, "com.example": 1}
     gelu, relu = model.node_infos()
-    assert (gelu.domain, gelu.opset, gelu.qualified_op) == ("com.hal", 1, "com.hal::FusedGelu")
+    assert (gelu.domain, gelu.opset, gelu.qualified_op) == ("com.example", 1, "com.example::FusedGelu")
     assert gelu.attributes == {"approximate": 1}
     assert gelu.outputs == (TensorInfo("g", None, None),)  # onnx cannot infer a custom op
     assert relu.outputs == (TensorInfo("y", DType.FLOAT32, (2, 3)),)
@@ -382,14 +382,14 @@ def test_inference_error_in_the_default_domain_names_the_node():
     w = numpy_helper.from_array(np.ones((3, 4), np.float32), "w")
     nodes = [  # onnx stops reporting errors after the first op it has no schema for, so MatMul comes first
         helper.make_node("MatMul", ["x", "w"], ["y"], name="bad_matmul"),
-        helper.make_node("FusedGelu", ["x"], ["g"], name="gelu", domain="com.hal"),
+        helper.make_node("FusedGelu", ["x"], ["g"], name="gelu", domain="com.example"),
     ]
     proto = _model(
         nodes,
         [helper.make_tensor_value_info("x", F32, [2, 5])],
         [helper.make_tensor_value_info("y", F32, [2, 4]), helper.make_tensor_value_info("g", F32, [2, 5])],
         [w],
-        opsets=(("", 17), ("com.hal", 1)),
+        opsets=(("", 17), ("com.example", 1)),
     )
     with pytest.raises(hal.InvalidModelError, match="shape inference failed.*bad_matmul"):
         load_model(proto)
@@ -417,14 +417,14 @@ def test_inference_failing_on_another_domain_falls_back_to_non_strict():
 def test_dtypes_and_dims_of_every_kind():
     nodes = [
         helper.make_node("Identity", ["s"], ["s2"], name="id_s"),
-        helper.make_node("Custom", ["x"], ["c"], name="custom", domain="com.hal"),
+        helper.make_node("Custom", ["x"], ["c"], name="custom", domain="com.example"),
         helper.make_node("Relu", ["c"], ["y"], name="relu"),
     ]
     proto = _model(
         nodes,
         [_value("s", [2], TensorProto.STRING), _value("x", ["n", None, 3])],
         [_value("s2", [2], TensorProto.STRING), _value("y", ["n", None, 3])],
-        opsets=(("", 17), ("com.hal", 1)),
+        opsets=(("", 17), ("com.example", 1)),
         value_info=[helper.make_tensor_value_info("c", F32, None)],
     )
     model = load_model(proto)

@@ -1,0 +1,216 @@
+"""hal.ops kernels vs the best plain-numpy formulation vs torch's CPU eager equivalent.
+
+    python benchmarks/bench_ops.py [--sizes 4K,256K,4M,64M] [--threads 1,2] [--ops rms_norm,...]
+
+One process, float32 inputs of each size (bytes of the main input; QuantizedMatMul: square int8
+GEMMs whose A has that many bytes, up to 1 MiB), each kernel run with 1 and 2 threads (hal's
+set_num_threads, torch.set_num_threads, BLAS through threadpoolctl when installed). Prints medians,
+speedups (hal's time divided into the others') and hal's GB/s next to this machine's memcpy
+bandwidth at the same size (np.copyto), or GFLOP/s next to its sgemm rate (np.matmul, float32).
+Targets (issue #4): >= 3x numpy and >= 1.0x torch for every kernel, size and thread count.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import sys
+
+import numpy as np
+
+import hal
+from hal import ops
+from _harness import median_seconds, print_table
+
+SIZES = {"4K": 4 << 10, "256K": 256 << 10, "4M": 4 << 20, "64M": 64 << 20}
+WIDTH = 1024  # row length of the row-wise kernels (a hidden size)
+
+
+def _erf(x):
+    """erf in plain numpy (numpy has none): Abramowitz & Stegun 7.1.26, |error| < 1.5e-7."""
+    t = 1.0 / (1.0 + 0.3275911 * np.abs(x))
+    y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * np.exp(-x * x)
+    return np.copysign(y, x)
+
+
+def cases(nbytes: int, torch):
+    """(name, hal fn, numpy fn, torch fn or None, bytes moved, flops) per kernel at this size."""
+    rng = np.random.default_rng(0)
+    n = nbytes // 4
+    rows, width = max(1, n // WIDTH), min(WIDTH, n)
+    x = rng.standard_normal((rows, width), dtype=np.float32)
+    w = rng.standard_normal(width, dtype=np.float32)
+    b = rng.standard_normal(width, dtype=np.float32)
+    tx, tw, tb = (torch.from_numpy(v) for v in (x, w, b)) if torch else (None, None, None)
+    F = torch.nn.functional if torch else None
+    moved = 2 * x.nbytes
+    half = width // 2
+
+    def np_rms():
+        return x * (1.0 / np.sqrt(np.einsum("ij,ij->i", x, x)[:, None] / width + 1e-6)) * w
+
+    def np_layer():
+        d = x - x.mean(-1, keepdims=True)
+        return d * (1.0 / np.sqrt(np.einsum("ij,ij->i", d, d)[:, None] / width + 1e-5)) * w + b
+
+    def np_softmax():
+        e = np.exp(x - x.max(-1, keepdims=True))
+        e /= e.sum(-1, keepdims=True)
+        return e
+
+    def np_swiglu():
+        a, g = x[:, :half], x[:, half:]
+        return a / (1.0 + np.exp(-a)) * g
+
+    positions = rows
+    angles = rng.uniform(0, 6, (positions, half)).astype(np.float32)
+    cos, sin = np.cos(angles), np.sin(angles)
+    xr = x.reshape(1, positions, width)
+
+    def np_rope():
+        a, g = xr[..., :half], xr[..., half:]
+        return np.concatenate([a * cos - g * sin, g * cos + a * sin], axis=-1)
+
+    yield "rms_norm", lambda: ops.rms_norm(x, w), np_rms, (lambda: F.rms_norm(tx, (width,), tw, 1e-6)) if torch else None, moved, 0
+    yield "layer_norm", lambda: ops.layer_norm(x, w, b), np_layer, (lambda: F.layer_norm(tx, (width,), tw, tb)) if torch else None, moved, 0
+    yield "softmax", lambda: ops.softmax(x), np_softmax, (lambda: torch.softmax(tx, -1)) if torch else None, moved, 0
+    yield ("gelu (erf)", lambda: ops.gelu(x), lambda: 0.5 * x * (1.0 + _erf(x * np.float32(0.70710678))),
+           (lambda: F.gelu(tx)) if torch else None, moved, 0)
+    yield ("gelu (tanh)", lambda: ops.gelu(x, approximate="tanh"),
+           lambda: 0.5 * x * (1.0 + np.tanh(np.float32(0.7978845608) * (x + np.float32(0.044715) * x * x * x))),
+           (lambda: F.gelu(tx, approximate="tanh")) if torch else None, moved, 0)
+    if torch:
+        ta, tg = tx[:, :half], tx[:, half:]
+        trx, tcos, tsin = torch.from_numpy(xr), torch.from_numpy(cos), torch.from_numpy(sin)
+    yield "swiglu", lambda: ops.swiglu(x), np_swiglu, (lambda: F.silu(ta) * tg) if torch else None, x.nbytes * 3 // 2, 0
+    yield ("rope", lambda: ops.rope(xr, cos, sin), np_rope,
+           (lambda: torch.cat([trx[..., :half] * tcos - trx[..., half:] * tsin,
+                               trx[..., half:] * tcos + trx[..., :half] * tsin], -1)) if torch else None,
+           moved + cos.nbytes * 2, 0)
+    c = 48 if n >= 48 * 16 else 3
+    hw = max(1, n // c)
+    side = max(1, int(math.sqrt(hw)))
+    img = rng.standard_normal((1, c, side, hw // side), dtype=np.float32)
+    timg = torch.from_numpy(img) if torch else None
+    c1 = -(-c // 16)
+
+    def np_nc1hwc0():
+        padded = np.zeros((1, c1 * 16, *img.shape[2:]), np.float32)
+        padded[:, :c] = img
+        return padded.reshape(1, c1, 16, *img.shape[2:]).transpose(0, 1, 3, 4, 2).copy()
+
+    def torch_nc1hwc0():
+        padded = F.pad(timg, (0, 0, 0, 0, 0, c1 * 16 - c))
+        return padded.reshape(1, c1, 16, *img.shape[2:]).permute(0, 1, 3, 4, 2).contiguous()
+
+    yield ("to_nc1hwc0", lambda: ops.to_nc1hwc0(img), np_nc1hwc0, torch_nc1hwc0 if torch else None,
+           img.nbytes + c1 * 16 * img[0, 0].size * 4, 0)
+    m = x.shape[0]
+
+    def np_nz():
+        m1, n1 = -(-m // 16), -(-width // 16)
+        padded = np.zeros((m1 * 16, n1 * 16), np.float32)
+        padded[:m, :width] = x
+        return padded.reshape(m1, 16, n1, 16).transpose(2, 0, 1, 3).copy()
+
+    def torch_nz():
+        m1, n1 = -(-m // 16), -(-width // 16)
+        padded = F.pad(tx, (0, n1 * 16 - width, 0, m1 * 16 - m))
+        return padded.reshape(m1, 16, n1, 16).permute(2, 0, 1, 3).contiguous()
+
+    yield "to_fractal_nz", lambda: ops.to_fractal_nz(x), np_nz, torch_nz if torch else None, moved, 0
+    if nbytes <= 1 << 20:  # square int8 GEMM whose A has nbytes bytes
+        side = int(math.sqrt(nbytes))
+        qa = rng.integers(-127, 128, (side, side), dtype=np.int8)
+        qb = rng.integers(-127, 128, (side, side), dtype=np.int8)
+        sa, sb = np.float32(0.01), rng.uniform(0.001, 0.01, side).astype(np.float32)
+        exact32 = side * 127 * 128 < 2**24  # float32 sums are exact below this K
+        cast = np.float32 if exact32 else np.float64
+
+        def np_qmm():
+            return (qa.astype(cast) @ qb.astype(cast)).astype(np.float32) * (sa * sb)
+
+        if torch:
+            tcast = torch.float32 if exact32 else torch.float64
+            tqa, tqb, tscale = torch.from_numpy(qa), torch.from_numpy(qb), torch.from_numpy(sa * sb)
+
+        yield ("quantized_matmul int8", lambda: ops.quantized_matmul(qa, qb, sa, sb), np_qmm,
+               (lambda: (tqa.to(tcast) @ tqb.to(tcast)).to(torch.float32) * tscale) if torch else None,
+               0, 2.0 * side**3)
+
+
+def memcpy_rate(nbytes: int) -> float:
+    src = np.ones(nbytes, np.uint8)
+    dst = np.empty_like(src)
+    return 2 * nbytes / median_seconds(lambda: np.copyto(dst, src), repeats=_repeats(nbytes))
+
+
+def sgemm_rate() -> float:
+    a = np.random.default_rng(0).standard_normal((512, 512), dtype=np.float32)
+    return 2 * 512**3 / median_seconds(lambda: a @ a, repeats=10)
+
+
+def _repeats(nbytes: int) -> int:
+    return int(min(50, max(3, (32 << 20) // max(nbytes, 1))))
+
+
+@contextlib.contextmanager
+def threads(count: int, torch):
+    ops.set_num_threads(count)
+    if torch:
+        torch.set_num_threads(count)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(count):
+        yield
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="4K,256K,4M,64M")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--ops", default="", help="comma-separated kernel names (default: all)")
+    args = parser.parse_args(argv)
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    wanted = {o.strip() for o in args.ops.split(",") if o.strip()}
+    print(f"bench_ops: numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}, "
+          f"{len(__import__('os').sched_getaffinity(0))} cores available")
+    rows, misses = [], []
+    for count in (int(t) for t in args.threads.split(",")):
+        with threads(count, torch):
+            sgemm = sgemm_rate()
+            for label in args.sizes.split(","):
+                nbytes = SIZES[label]
+                memcpy = memcpy_rate(nbytes)
+                for name, hal_fn, np_fn, torch_fn, moved, flops in cases(nbytes, torch):
+                    if wanted and name.split(" ")[0] not in wanted:
+                        continue
+                    repeats = _repeats(nbytes if not flops else int(flops / 64))
+                    t_hal = median_seconds(hal_fn, repeats=repeats)
+                    t_np = median_seconds(np_fn, repeats=repeats)
+                    t_torch = median_seconds(torch_fn, repeats=repeats) if torch_fn else float("nan")
+                    if flops:
+                        rate, limit = f"{flops / t_hal / 1e9:.1f} GFLOP/s", f"sgemm {sgemm / 1e9:.1f}"
+                    else:
+                        rate, limit = f"{moved / t_hal / 1e9:.1f} GB/s", f"memcpy {memcpy / 1e9:.1f}"
+                    vs_np, vs_torch = t_np / t_hal, t_torch / t_hal
+                    rows.append((name, label, str(count), f"{t_hal * 1e3:.3f}", f"{t_np * 1e3:.3f}", f"{t_torch * 1e3:.3f}",
+                                 f"{vs_np:.2f}x", f"{vs_torch:.2f}x", rate, limit))
+                    if vs_np < 3 or (torch_fn and vs_torch < 1.0):
+                        misses.append(f"{name} {label} {count}t: {vs_np:.2f}x numpy, {vs_torch:.2f}x torch")
+    print_table("median ms per call; speedup = other / hal", ("kernel", "size", "thr", "hal ms", "numpy ms", "torch ms",
+                                                             "vs numpy", "vs torch", "hal rate", "machine"), rows)
+    print(f"\ntargets (>= 3x numpy, >= 1.0x torch): {'met everywhere' if not misses else f'{len(misses)} missed'}")
+    for miss in misses:
+        print("  missed: " + miss)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+// What hal._C's kernels share: threads, float16/bfloat16 <-> float32 conversion, vector math
+// written so that gcc vectorizes it, and the per-ISA compilation of a kernel's inner loops.
+//
+// Vectorization: a kernel writes its loops once, as HAL_ALWAYS_INLINE code over float32 with
+// `#pragma omp simd`, and instantiates them twice: with HAL_VECTOR_TARGET (AVX2 + FMA + F16C) and
+// without (baseline x86-64), picking one at run time with hal::cpu_has_avx2_fma_f16c(). Because
+// everything below the entry point is force-inlined, the whole loop nest is compiled for the
+// wider target. `omp simd` needs only -fopenmp-simd (no OpenMP runtime); threads are ThreadPool's.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "common/cpu_features.h"
+#include "hal/kernel.h"
+#include "ops/thread_pool.h"
+
+#define HAL_ALWAYS_INLINE inline __attribute__((always_inline))
+#if defined(HAL_X86_DISPATCH)
+#define HAL_VECTOR_TARGET __attribute__((target("avx2,fma,f16c")))
+#else
+#define HAL_VECTOR_TARGET
+#endif
+
+namespace hal::kernels {
+
+// ---- threads --------------------------------------------------------------------------------
+
+// Below this many elements of work per thread, waking another thread costs more than it saves.
+constexpr int64_t kMinElementsPerThread = 64 * 1024;
+
+// Runs fn(begin, end) over [0, items) split into contiguous ranges, on up to `threads` threads of
+// the kernels' pool (the caller is one of them); each item is about `elements_per_item` elements.
+template <class F>
+void parallel_for(int64_t items, int64_t elements_per_item, int32_t threads, F&& fn) {
+  if (items <= 0) return;
+  int64_t total = items * std::max<int64_t>(elements_per_item, 1);
+  int64_t useful = std::max<int64_t>(1, total / kMinElementsPerThread);
+  int32_t n = static_cast<int32_t>(std::min<int64_t>({static_cast<int64_t>(std::max(threads, 1)), useful, items}));
+  if (n <= 1) {
+    fn(int64_t{0}, items);
+    return;
+  }
+  ThreadPool::global().run(n, [&](int32_t t) {
+    int64_t begin = items * t / n, end = items * (t + 1) / n;
+    if (begin < end) fn(begin, end);
+  });
+}
+
+// ---- dtype conversion -----------------------------------------------------------------------
+
+// float16 / bfloat16 (as 16-bit patterns) <-> float32; narrowing rounds to nearest even and keeps
+// NaN a NaN. dtype is HAL_FLOAT16 or HAL_BFLOAT16.
+void widen(const uint16_t* src, float* dst, int64_t n, int32_t dtype);
+void narrow(const float* src, uint16_t* dst, int64_t n, int32_t dtype);
+
+inline bool is_float_dtype(int32_t dtype) {
+  return dtype == HAL_FLOAT32 || dtype == HAL_FLOAT16 || dtype == HAL_BFLOAT16;
+}
+
+// A float32 copy of a float tensor (a view when it is float32 already), for small operands such
+// as weights that every row reads.
+class FloatOperand {
+ public:
+  FloatOperand(const hal_tensor& t) : n_(hal_numel(&t)) {
+    if (t.dtype == HAL_FLOAT32) {
+      data_ = static_cast<const float*>(t.data);
+    } else {
+      owned_ = new float[static_cast<size_t>(std::max<int64_t>(n_, 1))];
+      widen(static_cast<const uint16_t*>(t.data), owned_, n_, t.dtype);
+      data_ = owned_;
+    }
+  }
+  ~FloatOperand() { delete[] owned_; }
+  FloatOperand(const FloatOperand&) = delete;
+  FloatOperand& operator=(const FloatOperand&) = delete;
+  const float* data() const { return data_; }
+
+ private:
+  int64_t n_;
+  const float* data_ = nullptr;
+  float* owned_ = nullptr;
+};
+
+// ---- vector math (gcc vectorizes these inside `omp simd` loops) -----------------------------
+
+HAL_ALWAYS_INLINE float bits_to_float(int32_t bits) { return __builtin_bit_cast(float, bits); }
+
+// e^x for every float: Cephes' range reduction x = n ln2 + r and degree-6 polynomial (about 1 ulp
+// on [-87, 88]), 2^n applied in two halves so that subnormal results and overflow to inf come out
+// right; NaN stays NaN.
+HAL_ALWAYS_INLINE float exp_f32(float x) {
+  float c = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
+  float fx = __builtin_floorf(c * 1.44269504088896341f + 0.5f);
+  float r = c - fx * 0.693359375f;
+  r = r + fx * 2.12194440e-4f;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * r * r + r + 1.0f;
+  int32_t n = static_cast<int32_t>(fx);
+  int32_t half = n >> 1;
+  return y * bits_to_float((half + 127) << 23) * bits_to_float((n - half + 127) << 23);
+}
+
+// erf(x): Eigen's rational approximation for float (a few ulp; saturates to +-1 beyond |x| = 4).
+HAL_ALWAYS_INLINE float erf_f32(float x) {
+  float c = x < -4.0f ? -4.0f : (x > 4.0f ? 4.0f : x);
+  float x2 = c * c;
+  float p = -2.72614225801306e-10f;
+  p = p * x2 + 2.77068142495902e-08f;
+  p = p * x2 + -2.10102402082508e-06f;
+  p = p * x2 + -5.69250639462346e-05f;
+  p = p * x2 + -7.34990630326855e-04f;
+  p = p * x2 + -2.95459980854025e-03f;
+  p = p * x2 + -1.60960333262415e-02f;
+  p = p * c;
+  float q = -1.45660718464996e-05f;
+  q = q * x2 + -2.13374055278905e-04f;
+  q = q * x2 + -1.68282697438203e-03f;
+  q = q * x2 + -7.37332916720468e-03f;
+  q = q * x2 + -1.42647390514189e-02f;
+  return p / q;
+}
+
+// tanh(x): Eigen's rational approximation for float (saturates beyond |x| = 7.9).
+HAL_ALWAYS_INLINE float tanh_f32(float x) {
+  float c = x < -7.90531110763549805f ? -7.90531110763549805f : (x > 7.90531110763549805f ? 7.90531110763549805f : x);
+  float x2 = c * c;
+  float p = -2.76076847742355e-16f;
+  p = p * x2 + 2.00018790482477e-13f;
+  p = p * x2 + -8.60467152213735e-11f;
+  p = p * x2 + 5.12229709037114e-08f;
+  p = p * x2 + 1.48572235717979e-05f;
+  p = p * x2 + 6.37261928875436e-04f;
+  p = p * x2 + 4.89352455891786e-03f;
+  p = p * c;
+  float q = 1.19825839466702e-06f;
+  q = q * x2 + 1.18534705686654e-04f;
+  q = q * x2 + 2.26843463243900e-03f;
+  q = q * x2 + 4.89352518554385e-03f;
+  float t = p / q;
+  // Below 4e-4 the approximation is no better than tanh(x) = x, which is exact to float there.
+  return __builtin_fabsf(c) < 4e-4f ? c : t;
+}
+
+// ---- reductions ---------------------------------------------------------------------------
+// Sums kept in kLanes independent partial sums (four AVX2 vectors): one running sum would wait on
+// the latency of each add, four keep the adder busy. The order of additions differs from a
+// sequential sum by float32 rounding only.
+constexpr int64_t kLanes = 32;
+
+template <class Term>
+HAL_ALWAYS_INLINE float lane_sum(int64_t n, const Term& term) {
+  float lanes[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+#pragma omp simd
+    for (int64_t j = 0; j < kLanes; ++j) lanes[j] += term(i + j);
+  }
+  float total = 0.0f;
+  for (; i < n; ++i) total += term(i);
+#pragma omp simd reduction(+ : total)
+  for (int64_t j = 0; j < kLanes; ++j) total += lanes[j];
+  return total;
+}
+
+struct Value {
+  const float* x;
+  HAL_ALWAYS_INLINE float operator()(int64_t i) const { return x[i]; }
+};
+struct Square {
+  const float* x;
+  HAL_ALWAYS_INLINE float operator()(int64_t i) const { return x[i] * x[i]; }
+};
+struct SquaredDeviation {
+  const float* x;
+  float mean;
+  HAL_ALWAYS_INLINE float operator()(int64_t i) const { return (x[i] - mean) * (x[i] - mean); }
+};
+
+// ---- row kernels ----------------------------------------------------------------------------
+
+// A kernel that maps each row of `in_width` elements to a row of `out_width` elements. Row is a
+// functor with HAL_ALWAYS_INLINE `void operator()(const float* in, float* out, int64_t row)`.
+struct RowShape {
+  const void* in;
+  void* out;
+  int64_t rows, in_width, out_width;
+  int32_t dtype;
+};
+
+template <class Row>
+HAL_ALWAYS_INLINE void rows_range(const Row& row, const RowShape& s, int64_t begin, int64_t end) {
+  if (s.dtype == HAL_FLOAT32) {
+    const float* in = static_cast<const float*>(s.in);
+    float* out = static_cast<float*>(s.out);
+    for (int64_t r = begin; r < end; ++r) row(in + r * s.in_width, out + r * s.out_width, r);
+    return;
+  }
+  // float16 / bfloat16: each row is widened into float32 scratch, computed, and narrowed.
+  float* scratch = new float[static_cast<size_t>(s.in_width + s.out_width + 1)];
+  const uint16_t* in = static_cast<const uint16_t*>(s.in);
+  uint16_t* out = static_cast<uint16_t*>(s.out);
+  for (int64_t r = begin; r < end; ++r) {
+    widen(in + r * s.in_width, scratch, s.in_width, s.dtype);
+    row(scratch, scratch + s.in_width, r);
+    narrow(scratch + s.in_width, out + r * s.out_width, s.out_width, s.dtype);
+  }
+  delete[] scratch;
+}
+
+template <class Row>
+HAL_VECTOR_TARGET void rows_range_vector(const Row& row, const RowShape& s, int64_t begin, int64_t end) {
+  rows_range(row, s, begin, end);
+}
+
+template <class Row>
+void rows_range_baseline(const Row& row, const RowShape& s, int64_t begin, int64_t end) {
+  rows_range(row, s, begin, end);
+}
+
+template <class Row>
+void run_rows(const Row& row, const RowShape& s, int32_t threads) {
+  auto range = cpu_has_avx2_fma_f16c() ? &rows_range_vector<Row> : &rows_range_baseline<Row>;
+  parallel_for(s.rows, std::max(s.in_width, s.out_width), threads,
+               [&](int64_t begin, int64_t end) { range(row, s, begin, end); });
+}
+
+// An elementwise kernel: Map has HAL_ALWAYS_INLINE `void operator()(const float* in, float* out,
+// int64_t n)`; the tensor is processed in blocks of kBlock elements.
+constexpr int64_t kBlock = 4096;
+
+template <class Map>
+void run_elementwise(const Map& map, const void* in, void* out, int64_t n, int32_t dtype, int32_t threads) {
+  struct BlockRow {
+    const Map& map;
+    int64_t n;
+    HAL_ALWAYS_INLINE void operator()(const float* x, float* y, int64_t block) const {
+      map(x, y, std::min(kBlock, n - block * kBlock));
+    }
+  };
+  // Whole blocks go through the row machinery; the last, partial one is done on its own below.
+  int64_t full = n / kBlock;
+  run_rows(BlockRow{map, n}, RowShape{in, out, full, kBlock, kBlock, dtype}, threads);
+  int64_t tail = n - full * kBlock;
+  if (tail > 0) {
+    size_t itemsize = dtype == HAL_FLOAT32 ? 4 : 2;
+    RowShape last{static_cast<const char*>(in) + full * kBlock * itemsize, static_cast<char*>(out) + full * kBlock * itemsize, 1,
+                  tail, tail, dtype};
+    run_rows(BlockRow{map, tail}, last, 1);
+  }
+}
+
+}  // namespace hal::kernels

@@ -1,0 +1,107 @@
+"""Extension ops: fused kernels registered per (op, backend, dtype), called directly or from ONNX.
+
+    import hal, numpy as np
+    y = hal.ops.rms_norm(x, weight, epsilon=1e-6)   # numpy in, numpy out; DeviceTensors stay on their device
+    hal.ops.registry()                              # every (domain, op, backend, dtype) and where it comes from
+    hal.ops.load_library("libmykernels.so")         # a user's C++ kernels (include hal.ops.include_dir())
+
+    @hal.kernel("MyScale", domain="com.example", backends=["cpu", "ascend"], dtypes=["float32"])
+    def my_scale(x, *, alpha: float):
+        return x * np.float32(alpha)
+
+The built-in kernels (domain "com.hal") are C++ in csrc/kernels/, vectorized and threaded
+(set_num_threads, HAL_NUM_THREADS); each computes float16 and bfloat16 in float32 registers.
+ONNX nodes of a registered domain are placed and run like any other node (hal.InferenceSession).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .dispatch import call
+from .registry import (
+    HAL_DOMAIN,
+    KernelInfo,
+    PythonKernel,
+    find,
+    get_num_threads,
+    include_dir,
+    kernel,
+    load_library,
+    registry,
+    set_num_threads,
+)
+
+__all__ = [
+    "rms_norm", "layer_norm", "softmax", "gelu", "swiglu", "rope", "quantized_matmul",
+    "to_nc1hwc0", "from_nc1hwc0", "to_fractal_nz", "from_fractal_nz",
+    "call", "registry", "find", "load_library", "kernel", "include_dir", "set_num_threads", "get_num_threads",
+    "KernelInfo", "PythonKernel", "HAL_DOMAIN",
+]
+
+
+def rms_norm(x, weight, *, epsilon: float = 1e-6):
+    """x / sqrt(mean(x^2, last axis) + epsilon) * weight; weight has x's last dimension."""
+    return call(HAL_DOMAIN, "RMSNorm", (x, weight), {"epsilon": float(epsilon)})
+
+
+def layer_norm(x, gamma, beta=None, *, epsilon: float = 1e-5):
+    """(x - mean) / sqrt(var + epsilon) * gamma + beta over the last axis."""
+    inputs = (x, gamma) if beta is None else (x, gamma, beta)
+    return call(HAL_DOMAIN, "LayerNorm", inputs, {"epsilon": float(epsilon)})
+
+
+def softmax(x):
+    """Softmax over the last axis, numerically stable (the row maximum is subtracted first)."""
+    return call(HAL_DOMAIN, "FusedSoftmax", (x,), {})
+
+
+def gelu(x, *, approximate: str = "none"):
+    """GELU: "none" is the exact erf form, "tanh" the tanh approximation (as torch and ONNX name them)."""
+    return call(HAL_DOMAIN, "FusedGelu", (x,), {"approximate": approximate})
+
+
+def swiglu(x):
+    """silu(a) * b, where a and b are the two halves of x's last axis (LLaMA's gated feed-forward)."""
+    return call(HAL_DOMAIN, "SwiGLU", (x,), {})
+
+
+def rope(x, cos, sin, *, interleaved: bool = False):
+    """Rotary position embedding of x [..., S, D] by angles given as cos, sin [S, D/2]; pairs
+    (i, i + D/2) by default (LLaMA's rotate_half), (2i, 2i + 1) with interleaved=True."""
+    return call(HAL_DOMAIN, "RoPE", (x, cos, sin), {"interleaved": int(bool(interleaved))})
+
+
+def quantized_matmul(a, b, a_scale, b_scale):
+    """float32(a @ b) * (a_scale * b_scale) for symmetric int8 or int16 a [..., K] and b [K, N]:
+    exact integer products summed without overflow; a_scale per tensor or per row of a, b_scale
+    per tensor or per column (output channel) of b."""
+    return call(HAL_DOMAIN, "QuantizedMatMul", (a, b, _scale(a_scale), _scale(b_scale)), {})
+
+
+def to_nc1hwc0(x, *, c0: int = 16):
+    """NCHW -> Ascend's NC1HWC0 (N, ceil(C / c0), H, W, c0), the channel padding zero."""
+    return call(HAL_DOMAIN, "ToNC1HWC0", (x,), {"c0": int(c0)})
+
+
+def from_nc1hwc0(x, *, channels: int):
+    """NC1HWC0 -> NCHW with the original channel count."""
+    return call(HAL_DOMAIN, "FromNC1HWC0", (x,), {"channels": int(channels)})
+
+
+def to_fractal_nz(x, *, m0: int = 16, n0: int = 16):
+    """(..., M, N) -> Ascend's FRACTAL_NZ (..., ceil(N / n0), ceil(M / m0), m0, n0), padding zero."""
+    return call(HAL_DOMAIN, "ToFractalNZ", (x,), {"m0": int(m0), "n0": int(n0)})
+
+
+def from_fractal_nz(x, *, rows: int, cols: int):
+    """FRACTAL_NZ -> (..., rows, cols), the original matrix size."""
+    return call(HAL_DOMAIN, "FromFractalNZ", (x,), {"rows": int(rows), "cols": int(cols)})
+
+
+def _scale(value: Any) -> Any:
+    """Python numbers and lists of scales become float32 arrays; arrays and tensors pass as given."""
+    if isinstance(value, (int, float, list, tuple)):
+        return np.asarray(value, dtype=np.float32)
+    return value

@@ -1,0 +1,213 @@
+"""The com.hal kernels against numpy references: random shapes (hypothesis), edge sizes (0, 1,
+odd, unaligned), float16/bfloat16 and non-finite values."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import hal
+from hal import ops
+
+from . import references as ref
+
+SETTINGS = settings(max_examples=25, deadline=None)
+shapes = st.tuples(st.integers(0, 5), st.sampled_from([1, 2, 3, 7, 8, 15, 16, 17, 33, 64, 100, 257]))
+float_dtypes = st.sampled_from(ref.FLOAT_DTYPES)
+
+
+def rand(shape, dtype, seed=0, scale=1.0):
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
+
+
+def close(actual, expected, dtype, scale=1.0):
+    assert actual.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(ref.f64(actual), expected, **ref.tolerance(dtype, scale))
+
+
+@SETTINGS
+@given(shapes, float_dtypes, st.integers(0, 2**16))
+def test_rms_norm(shape, dtype, seed):
+    x, w = rand(shape, dtype, seed), rand(shape[-1:], dtype, seed + 1)
+    close(ops.rms_norm(x, w, epsilon=1e-5), ref.rms_norm(x, w, 1e-5), dtype, scale=4)
+
+
+@SETTINGS
+@given(shapes, float_dtypes, st.integers(0, 2**16), st.booleans())
+def test_layer_norm(shape, dtype, seed, shifted):
+    x, g, b = rand(shape, dtype, seed, 3.0), rand(shape[-1:], dtype, seed + 1), rand(shape[-1:], dtype, seed + 2)
+    got = ops.layer_norm(x, g, b if shifted else None)
+    close(got, ref.layer_norm(x, g, b if shifted else None), dtype, scale=8)
+
+
+@SETTINGS
+@given(shapes, float_dtypes, st.integers(0, 2**16))
+def test_softmax(shape, dtype, seed):
+    x = rand(shape, dtype, seed, 5.0)
+    close(ops.softmax(x), ref.softmax(x), dtype)
+
+
+@SETTINGS
+@given(shapes, float_dtypes, st.integers(0, 2**16), st.sampled_from(["none", "tanh"]))
+def test_gelu(shape, dtype, seed, approximate):
+    x = rand(shape, dtype, seed, 3.0)
+    close(ops.gelu(x, approximate=approximate), ref.gelu(x, approximate), dtype, scale=2)
+
+
+def test_gelu_large_tensor_uses_blocks_and_tail():
+    x = rand((3, 4096 * 2 + 5), np.float32, 1, 4.0)  # whole 4096-element blocks plus a tail
+    close(ops.gelu(x), ref.gelu(x), np.float32, scale=2)
+
+
+@SETTINGS
+@given(shapes, float_dtypes, st.integers(0, 2**16))
+def test_swiglu(shape, dtype, seed):
+    shape = (shape[0], 2 * shape[1])
+    x = rand(shape, dtype, seed, 3.0)
+    close(ops.swiglu(x), ref.swiglu(x), dtype, scale=4)
+
+
+@SETTINGS
+@given(st.integers(0, 3), st.integers(1, 9), st.sampled_from([2, 6, 8, 64, 128]), float_dtypes, st.booleans(), st.integers(0, 99))
+def test_rope(heads, positions, width, dtype, interleaved, seed):
+    x = rand((heads, positions, width), dtype, seed)
+    angles = np.random.default_rng(seed).uniform(0, 6, (positions, width // 2))
+    cos, sin = np.cos(angles).astype(dtype), np.sin(angles).astype(dtype)
+    close(ops.rope(x, cos, sin, interleaved=interleaved), ref.rope(x, cos, sin, interleaved), dtype, scale=4)
+
+
+@SETTINGS
+@given(st.integers(0, 9), st.integers(1, 70), st.integers(0, 40), st.sampled_from([np.int8, np.int16]),
+       st.booleans(), st.booleans(), st.integers(0, 99))
+def test_quantized_matmul(m, k, n, dtype, per_row, per_channel, seed):
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    a = rng.integers(info.min, info.max, (m, k), endpoint=True).astype(dtype)  # the full range, -128 / -32768 included
+    b = rng.integers(info.min, info.max, (k, n), endpoint=True).astype(dtype)
+    sa = rng.uniform(1e-4, 1e-2, m if per_row else 1).astype(np.float32)
+    sb = rng.uniform(1e-4, 1e-2, n if per_channel else 1).astype(np.float32)
+    got = ops.quantized_matmul(a, b, sa, sb)
+    np.testing.assert_array_equal(got, ref.quantized_matmul(a, b, sa, sb))  # the same float32 ops: bit-exact
+
+
+def test_quantized_matmul_int16_extremes_do_not_overflow():
+    k = 4099  # odd, and long enough that int32 partial sums of int16 products would overflow
+    a = np.full((5, k), -32768, np.int16)
+    b = np.full((k, 3), -32768, np.int16)
+    got = ops.quantized_matmul(a, b, 1.0, 1.0)
+    assert np.all(got == np.float32(k * 2**30))
+
+
+def test_quantized_matmul_batched_and_agrees_with_kunlun_fc_emulation():
+    """The kernel computes what hal.sim.numerics' Kunlun int16 FC emulation computes."""
+    from hal.sim.numerics import _INT16_MAX  # the emulation's quantization constant
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 40)).astype(np.float32)
+    w = rng.standard_normal((40, 24)).astype(np.float32)
+
+    def quantize(t):
+        peak = np.float32(np.abs(t).max())
+        q = np.clip(np.round(t * (np.float32(_INT16_MAX) / peak)), -_INT16_MAX, _INT16_MAX).astype(np.int16)
+        return q, np.float32(peak / np.float32(_INT16_MAX))
+
+    (qx, sx), (qw, sw) = quantize(x), quantize(w)
+    got = ops.quantized_matmul(qx, qw, sx, sw)
+    sess = hal.InferenceSession(_matmul_model(w), devices=["kunlun:0"], strict=True)
+    emulated, = sess.run(None, {"x": x})
+    np.testing.assert_array_equal(got, emulated)
+
+
+def _matmul_model(w):
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "mm",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 40])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 24])],
+                              [numpy_helper.from_array(w, "w")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@SETTINGS
+@given(st.integers(0, 3), st.integers(0, 40), st.integers(0, 5), st.integers(0, 6),
+       st.sampled_from([np.float32, np.float16, ref.BF16, np.int8]), st.sampled_from([16, 8, 32]))
+def test_nc1hwc0_round_trip(n, c, h, w, dtype, c0):
+    x = np.random.default_rng(c).integers(-100, 100, (n, c, h, w)).astype(dtype)
+    blocked = ops.to_nc1hwc0(x, c0=c0)
+    np.testing.assert_array_equal(blocked, ref.to_nc1hwc0(x, c0))
+    np.testing.assert_array_equal(ops.from_nc1hwc0(blocked, channels=c), x)
+
+
+@SETTINGS
+@given(st.lists(st.integers(1, 3), max_size=2), st.integers(0, 40), st.integers(0, 40),
+       st.sampled_from([np.float32, np.float16, ref.BF16, np.int8]))
+def test_fractal_nz_round_trip(batch, m, n, dtype):
+    x = np.random.default_rng(m * 41 + n).integers(-100, 100, (*batch, m, n)).astype(dtype)
+    blocked = ops.to_fractal_nz(x)
+    np.testing.assert_array_equal(blocked, ref.to_fractal_nz(x))
+    np.testing.assert_array_equal(ops.from_fractal_nz(blocked, rows=m, cols=n), x)
+
+
+@pytest.mark.parametrize("dtype", ref.FLOAT_DTYPES, ids=str)
+def test_non_finite_values_propagate_like_numpy(dtype):
+    x = np.array([[1.0, np.nan, 2.0, 0.5], [np.inf, 1.0, 2.0, 3.0], [-np.inf, 0.0, 1.0, 2.0], [-np.inf] * 4], dtype)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(np.isnan(ops.softmax(x)), np.isnan(ref.softmax(x)))
+        np.testing.assert_allclose(ref.f64(ops.softmax(x))[2], ref.softmax(x)[2], **ref.tolerance(dtype))
+        np.testing.assert_array_equal(np.isnan(ops.rms_norm(x, np.ones(4, dtype))), np.isnan(ref.rms_norm(x, np.ones(4))))
+        np.testing.assert_array_equal(np.isnan(ops.gelu(x)), np.isnan(ref.gelu(x)))
+        np.testing.assert_array_equal(np.isinf(ops.gelu(x)), np.isinf(ref.gelu(x)))
+        np.testing.assert_array_equal(np.isnan(ops.swiglu(x)), np.isnan(ref.swiglu(x)))
+
+
+def test_extreme_softmax_inputs_stay_finite():
+    x = np.array([[1e30, -1e30, 0.0], [88.0, 89.0, 90.0], [-200.0, -100.0, -150.0]], np.float32)
+    close(ops.softmax(x), ref.softmax(x), np.float32)
+
+
+def test_threads_give_the_same_result():
+    x = rand((512, 1024), np.float32, 5)
+    w = rand((1024,), np.float32, 6)
+    before = ops.get_num_threads()
+    try:
+        ops.set_num_threads(1)
+        one = ops.rms_norm(x, w)
+        ops.set_num_threads(4)
+        many = ops.rms_norm(x, w)
+    finally:
+        ops.set_num_threads(before)
+    np.testing.assert_array_equal(one, many)
+
+
+@pytest.mark.parametrize("device", ["cpu", "ascend:0", "kunlun:0"])
+def test_device_tensors_in_device_tensors_out(device):
+    x, w = rand((6, 32), np.float32, 1), rand((32,), np.float32, 2)
+    t = hal.tensor(x, device=device)
+    y = ops.rms_norm(t, w)  # weight given as numpy: copied to x's device
+    assert isinstance(y, hal.DeviceTensor) and y.device is t.device and y.shape == (6, 32)
+    close(y.numpy(), ref.rms_norm(x, w), np.float32, scale=4)
+
+
+def test_cpu_tensors_are_read_and_written_in_place():
+    x = hal.tensor(rand((4, 8), np.float32, 1), device="cpu")
+    y = ops.softmax(x)
+    assert y.device.name == "cpu:0"
+    np.testing.assert_allclose(y.host_view().sum(-1), 1.0, rtol=1e-6)
+
+
+def test_ascend_force_fp16_rounds_a_float32_kernel_through_float16():
+    from hal.sim.numerics import kernel_precision
+    from hal.ops.dispatch import kernel_node
+
+    x = rand((2, 16), np.float32, 3)
+    node = kernel_node("com.hal", "RMSNorm", [x, x[0]], {}, [("float32", (2, 16))])
+    chip = hal.device("ascend:0").backend.chip
+
+    class Options:
+        precision_mode, fc_precision = "force_fp16", None
+
+    precision = kernel_precision(node, chip, Options())
+    assert precision.compute == "float16"
+    rounded = precision.inputs([x])[0]
+    np.testing.assert_array_equal(rounded, x.astype(np.float16).astype(np.float32))
+    assert kernel_precision(node, chip).plan.rewrites is False  # the default mode keeps vector ops in float32

@@ -1,0 +1,169 @@
+"""The kernel registry: listing, lookup errors, a user's C++ library built with g++ against
+hal.ops.include_dir(), Python kernels (@hal.kernel), and bad input raising HalError subclasses."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import textwrap
+
+import numpy as np
+import pytest
+
+import hal
+from hal import ops
+
+USER_KERNEL = textwrap.dedent(r"""
+    #include <hal/kernel.h>
+
+    // y = x * alpha + 1, float32 only
+    static int32_t infer(hal_kernel_call* call) {
+      if (call->num_inputs != 1) return hal_fail(call, HAL_ERR_INVALID_ARGUMENT, "AddOneScaled takes 1 input, got %d", call->num_inputs);
+      hal_set_output(call, 0, call->inputs[0].dtype, call->inputs[0].ndim, call->inputs[0].shape);
+      return HAL_OK;
+    }
+    static int32_t compute(hal_kernel_call* call) {
+      const float* x = static_cast<const float*>(call->inputs[0].data);
+      float* y = static_cast<float*>(call->outputs[0].data);
+      float alpha = static_cast<float>(hal_attr_float(call, "alpha", 1.0));
+      for (int64_t i = 0, n = hal_numel(&call->inputs[0]); i < n; ++i) y[i] = x[i] * alpha + 1.0f;
+      return HAL_OK;
+    }
+    HAL_REGISTER_KERNEL("com.example", "AddOneScaled", "cpu,ascend", "float32", infer, compute);
+""")
+
+
+@pytest.fixture(scope="module")
+def user_library(tmp_path_factory):
+    compiler = shutil.which("g++")
+    if compiler is None:
+        pytest.skip("no g++ to build the user kernel library")
+    folder = tmp_path_factory.mktemp("userlib")
+    (folder / "user.cpp").write_text(USER_KERNEL)
+    library = folder / "libuser.so"
+    subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{ops.include_dir()}",
+                    str(folder / "user.cpp"), "-o", str(library)], check=True, capture_output=True)
+    loaded = ops.load_library(library)
+    return library, loaded
+
+
+def test_registry_lists_every_builtin_kernel_with_its_source():
+    rows = ops.registry()
+    ours = {(k.op, k.backend, k.dtype) for k in rows if k.domain == "com.hal"}
+    for op in ("RMSNorm", "LayerNorm", "FusedSoftmax", "FusedGelu", "SwiGLU", "RoPE"):
+        for backend in ("cpu", "ascend", "kunlun"):
+            assert {(op, backend, d) for d in ("float32", "float16", "bfloat16")} <= ours
+    assert ("QuantizedMatMul", "kunlun", "int16") in ours and ("QuantizedMatMul", "cpu", "int8") in ours
+    rms = next(k for k in rows if k.op == "RMSNorm")
+    assert rms.origin == "hal._C" and rms.source.endswith("csrc/kernels/normalization.cpp")
+
+
+def test_missing_kernel_names_the_backends_that_have_it():
+    with pytest.raises(hal.KernelNotFoundError, match=r"com.hal::RMSNorm for cpu/float64; registered for ascend \(.*\), cpu"):
+        ops.rms_norm(np.ones((2, 3)), np.ones(3))
+    with pytest.raises(hal.UnsupportedOpError):  # KernelNotFoundError is an UnsupportedOpError
+        ops.find("com.nowhere", "Nothing", "cpu", "float32")
+
+
+def test_user_library_registers_and_runs(user_library):
+    library, loaded = user_library
+    assert {(k.op, k.backend) for k in loaded} == {("AddOneScaled", "cpu"), ("AddOneScaled", "ascend")}
+    assert all(k.origin == str(library.resolve()) for k in loaded)
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(ops.call("com.example", "AddOneScaled", [x], {"alpha": 2.0}), x * 2 + 1)
+    on_ascend = ops.call("com.example", "AddOneScaled", [hal.tensor(x, device="ascend:0")], {"alpha": 3.0})
+    np.testing.assert_array_equal(on_ascend.numpy(), x * 3 + 1)
+    with pytest.raises(hal.KernelNotFoundError, match="registered for ascend \\(float32\\), cpu \\(float32\\)"):
+        ops.call("com.example", "AddOneScaled", [hal.tensor(x, device="kunlun:0")], {})
+
+
+def test_loading_a_library_twice_is_a_duplicate(user_library):
+    library, _ = user_library
+    with pytest.raises(hal.KernelLibraryError, match="already registered"):
+        ops.load_library(library)
+
+
+def test_bad_libraries_raise(tmp_path):
+    with pytest.raises(hal.KernelLibraryError, match="no such file"):
+        ops.load_library(tmp_path / "missing.so")
+    junk = tmp_path / "junk.so"
+    junk.write_bytes(b"not an ELF file")
+    with pytest.raises(hal.KernelLibraryError, match="cannot load kernel library"):
+        ops.load_library(junk)
+    compiler = shutil.which("gcc") or shutil.which("g++")
+    if compiler is None:
+        pytest.skip("no compiler")
+    (tmp_path / "empty.c").write_text("int nothing(void) { return 0; }\n")
+    empty = tmp_path / "libempty.so"
+    subprocess.run([compiler, "-shared", "-fPIC", str(tmp_path / "empty.c"), "-o", str(empty)], check=True)
+    with pytest.raises(hal.KernelLibraryError, match="no hal_register_kernels"):
+        ops.load_library(empty)
+
+
+def test_python_kernel_decorator():
+    @hal.kernel("MyScale", domain="com.example.py", backends=["cpu", "ascend"], dtypes=["float32", "float16"])
+    def my_scale(x, *, alpha: float):
+        return x * x.dtype.type(alpha)
+
+    x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+    np.testing.assert_array_equal(ops.call("com.example.py", "MyScale", [x], {"alpha": 2.0}), x * 2)
+    on_ascend = ops.call("com.example.py", "MyScale", [hal.tensor(x, device="ascend:0")], {"alpha": 0.5})
+    np.testing.assert_array_equal(on_ascend.numpy(), x * 0.5)
+    assert my_scale(x, alpha=3.0).dtype == np.float32  # still a plain function
+    listed = [k for k in ops.registry() if k.domain == "com.example.py"]
+    assert len(listed) == 4 and all(k.origin == "python" for k in listed)
+    with pytest.raises(hal.KernelLibraryError, match="already registered"):
+        hal.kernel("MyScale", domain="com.example.py", backends=["cpu"], dtypes=["float32"])(my_scale)
+    with pytest.raises(hal.InvalidArgumentError):
+        hal.kernel("Bad", domain="", backends=["cpu"], dtypes=["float32"])
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: ops.rms_norm(np.ones((2, 3), np.float32), np.ones(4, np.float32)), hal.InvalidArgumentError, r"weight must have shape \(3,\)"),
+        (lambda: ops.rms_norm(np.ones((2, 3), np.float32), np.ones(3, np.float16)), hal.UnsupportedDTypeError, "dtype of the input"),
+        (lambda: ops.softmax(np.ones((4, 4), np.float32)[:, ::2]), hal.InvalidArgumentError, "not C-contiguous"),
+        (lambda: ops.softmax(np.float32(1.0)), hal.InvalidArgumentError, "at least 1 dimension"),
+        (lambda: ops.swiglu(np.ones((2, 3), np.float32)), hal.InvalidArgumentError, "must be even"),
+        (lambda: ops.gelu(np.ones(3, np.float32), approximate="fast"), hal.InvalidArgumentError, "approximate"),
+        (lambda: ops.rope(np.ones((2, 4), np.float32), np.ones((2, 3), np.float32), np.ones((2, 2), np.float32)), hal.InvalidArgumentError, "cos must have shape"),
+        (lambda: ops.quantized_matmul(np.ones((2, 3), np.int8), np.ones((4, 2), np.int8), 1.0, 1.0), hal.InvalidArgumentError, r"b must have shape \(K, N\)"),
+        (lambda: ops.quantized_matmul(np.ones((2, 3), np.int8), np.ones((3, 2), np.int16), 1.0, 1.0), hal.UnsupportedDTypeError, "dtype of the input"),
+        (lambda: ops.quantized_matmul(np.ones((2, 3), np.int8), np.ones((3, 2), np.int8), 1.0, [1.0, 2.0, 3.0]), hal.InvalidArgumentError, "one per columns of b"),
+        (lambda: ops.quantized_matmul(np.ones((2, 3), np.float32), np.ones((3, 2), np.float32), 1.0, 1.0), hal.KernelNotFoundError, "float32"),
+        (lambda: ops.from_nc1hwc0(np.ones((1, 2, 3, 3, 16), np.float32), channels=40), hal.InvalidArgumentError, "channels"),
+        (lambda: ops.to_nc1hwc0(np.ones((2, 3), np.float32)), hal.InvalidArgumentError, "NCHW"),
+        (lambda: ops.from_fractal_nz(np.ones((2, 2, 16, 16), np.float32), rows=40, cols=20), hal.InvalidArgumentError, "rows and cols"),
+        (lambda: ops.rms_norm(hal.tensor(np.ones((2, 3), np.float32), device="ascend:0"), hal.tensor(np.ones(3, np.float32), device="kunlun:0")), hal.InvalidArgumentError, "move them to one device"),
+        (lambda: ops.set_num_threads(0), hal.InvalidArgumentError, ">= 1"),
+    ],
+)
+def test_bad_input_raises_hal_errors(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_fuzz_every_kernel_with_random_shapes_and_dtypes():
+    """Random ranks, sizes and dtypes for every op: each call returns or raises a HalError."""
+    rng = np.random.default_rng(0)
+    dtypes = [np.float32, np.float16, np.float64, np.int8, np.int16, np.int32, np.uint8, np.bool_]
+    entry_points = [
+        lambda *a: ops.rms_norm(*a[:2]), lambda *a: ops.layer_norm(*a[:3]), lambda *a: ops.softmax(a[0]),
+        lambda *a: ops.gelu(a[0]), lambda *a: ops.swiglu(a[0]), lambda *a: ops.rope(*a[:3]),
+        lambda *a: ops.quantized_matmul(*a[:4]), lambda *a: ops.to_nc1hwc0(a[0]),
+        lambda *a: ops.from_nc1hwc0(a[0], channels=int(rng.integers(-2, 40))),
+        lambda *a: ops.to_fractal_nz(a[0]), lambda *a: ops.from_fractal_nz(a[0], rows=int(rng.integers(-1, 40)), cols=int(rng.integers(-1, 40))),
+    ]
+    outcomes = {"ok": 0, "error": 0}
+    for _ in range(400):
+        args = []
+        for _ in range(4):
+            shape = tuple(int(s) for s in rng.integers(0, 7, rng.integers(0, 6)))
+            args.append(np.zeros(shape, dtypes[rng.integers(len(dtypes))]))
+        fn = entry_points[rng.integers(len(entry_points))]
+        try:
+            fn(*args)
+            outcomes["ok"] += 1
+        except hal.HalError:
+            outcomes["error"] += 1
+    assert outcomes["ok"] > 0 and outcomes["error"] > 0
