@@ -256,6 +256,10 @@ def _parser() -> argparse.ArgumentParser:
     prof.add_argument("--device", default="cpu", help="device, or a comma-separated priority list")
     prof.add_argument("-o", "--output", default="trace.json", help="where to write the trace (default trace.json)")
     prof.set_defaults(run=_profile_command)
+
+    from .conformance.cli import add_parser as add_conformance_parser
+
+    add_conformance_parser(sub)
     return parser
 
 
