@@ -6,7 +6,8 @@ devices as DeviceSpecs and opens a DeviceDriver per device; the driver allocates
 StreamDrivers, whose copies, host functions and events run in order.
 
 Ready-made parts for chips whose memory hal keeps in a host arena (the CPU, simulated chips):
-ArenaAllocator + ArenaDeviceDriver + ArenaStream. A real chip's package implements the same three
+ArenaAllocator + ArenaDeviceDriver + ArenaStream. For chips with a torch device (CUDA, Ascend
+through torch_npu): TorchDeviceBackend, TorchDeviceDriver, TorchExecutable (they need torch). A real chip's package implements the same three
 contracts over its own runtime; examples/vendor_backend is a complete package to start from.
 
 Contract versions (HAL_BACKEND_API); the registry loads plugins of any version from 1 up:
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -59,6 +60,11 @@ __all__ = [
     "ArenaDeviceDriver",
     "HostProgram",
     "host_supports",
+    "TorchDeviceBackend",
+    "TorchDeviceDriver",
+    "TorchExecutable",
+    "torch_view",
+    "ort_provider_supports",
     "ArenaStream",
     "WorkerStream",
     "WorkerEvent",
@@ -101,6 +107,11 @@ class Backend(ABC):
         placement and plan estimates."""
         return None
 
+    def dlpack_device_index(self, device_type: int, device_id: int) -> int | None:
+        """Which of this backend's devices is DLPack device (device_type, device_id), for
+        hal.from_dlpack of device memory (a CUDA tensor); None: none of them (optional, API 2)."""
+        return None
+
 
 class DeviceDriver(ABC):
     """One device: its memory and its streams."""
@@ -135,6 +146,19 @@ class DeviceDriver(ABC):
         """Whether this device's streams copy directly from `buffer` (a peer of the same backend);
         otherwise hal copies through the host."""
         return False
+
+    # -- DLPack for device memory (optional, API 2): zero-copy exchange with torch, CuPy... --------
+    def dlpack_device(self) -> tuple[int, int] | None:
+        """This device as a DLPack (device type, id) when its memory can be shared (kDLCUDA, 0)."""
+        return None
+
+    def export_dlpack(self, tensor: DeviceTensor, stream: Any, max_version: tuple[int, int] | None) -> Any | None:
+        """A DLPack capsule sharing `tensor`'s memory, ordered after hal's work on it; None: not shareable."""
+        return None
+
+    def import_dlpack(self, obj: Any) -> tuple[Any, tuple[int, ...], DType]:
+        """(buffer sharing obj's memory, shape, dtype) for a DLPack producer on this device."""
+        raise BufferError(f"{self.spec.device_name} cannot import DLPack tensors")
 
 
 class StreamDriver(ABC):
@@ -282,8 +306,22 @@ from .streams import ArenaStream, WorkerEvent, WorkerStream  # noqa: E402
 
 def __getattr__(name: str):
     # Host execution needs onnx; it is loaded when a backend first asks, not at `import hal`.
-    if name in ("HostProgram", "host_supports"):
+    if name in ("HostProgram", "host_supports", "ort_provider_supports"):
         from .graph import host
 
         return getattr(host, name)
+    # Ready-made parts for chips driven through a torch device (CUDA, Ascend via torch_npu); they
+    # need torch, which is optional, so they load only when a backend asks.
+    if name == "TorchDeviceBackend":
+        from .torch.backend import TorchDeviceBackend
+
+        return TorchDeviceBackend
+    if name == "TorchDeviceDriver":
+        from .torch.driver import TorchDeviceDriver
+
+        return TorchDeviceDriver
+    if name in ("TorchExecutable", "torch_view"):
+        from .torch import executor
+
+        return getattr(executor, name)
     raise AttributeError(f"module 'hal.backend' has no attribute {name!r}")

@@ -158,7 +158,7 @@ def device(name: str | Device | None = None) -> Device:
     if kind in _registry.backends:
         count = sum(1 for d in _registry.devices.values() if d.kind == kind)
         hint = f"'{kind}' has {count} device(s)"
-        if kind not in ("cpu", "cuda"):
+        if kind not in ("cpu", "cuda") and not kind.startswith("torch."):  # real devices: no count to set
             hint += f"; HAL_SIM_DEVICES={kind}=N sets how many simulated ones appear"
         raise DeviceNotFoundError(f"no device {full}: {hint} (available: {available})")
     raise DeviceNotFoundError(

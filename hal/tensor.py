@@ -17,7 +17,7 @@ from .device import Device, Stream
 from .dtypes import DType, dtype as as_dtype
 from .errors import InvalidArgumentError
 from .memory import Buffer, ExternalBuffer
-from .registry import device as get_device
+from .registry import backends as _backends, device as get_device, devices as _devices
 
 __all__ = ["DeviceTensor", "tensor", "empty", "as_tensor", "from_dlpack"]
 
@@ -186,7 +186,7 @@ class DeviceTensor:
     def __dlpack_device__(self) -> tuple[int, int]:
         if self._host_pointer() is not None:
             return (_DL_CPU, 0)
-        return (_DL_EXT_DEV, self.device.index)
+        return self.device.driver.dlpack_device() or (_DL_EXT_DEV, self.device.index)
 
     def __dlpack__(self, *, stream: Any = None, max_version: tuple[int, int] | None = None,
                    dl_device: tuple[int, int] | None = None, copy: bool | None = None) -> Any:
@@ -199,6 +199,10 @@ class DeviceTensor:
         if copy:
             return tensor(self.numpy(), device="cpu").__dlpack__(max_version=max_version)
         pointer = self._host_pointer()
+        if pointer is None and not isinstance(self.buffer, ExternalBuffer):
+            shared = self.device.driver.export_dlpack(self, stream, max_version)  # GPU memory, say
+            if shared is not None:
+                return shared
         if pointer is None:
             raise BufferError(
                 f"{self.device.name} memory is not host-addressable, so it cannot be shared through "
@@ -294,19 +298,26 @@ def as_tensor(array: np.ndarray) -> DeviceTensor:
 
 
 def from_dlpack(obj: Any) -> DeviceTensor:
-    """Wraps a host tensor from numpy, torch (CPU) or any DLPack producer as a cpu:0 DeviceTensor,
-    sharing its memory (no copy). Writes through either side are seen by the other."""
+    """Wraps a tensor from numpy, torch or any DLPack producer as a DeviceTensor sharing its
+    memory (no copy): host memory as cpu:0, device memory (a torch CUDA tensor) on the hal device
+    of its backend (cuda:0). Writes through either side are seen by the other."""
     if isinstance(obj, DeviceTensor):
         return obj
     if not hasattr(obj, "__dlpack__") or not hasattr(obj, "__dlpack_device__"):
         raise InvalidArgumentError(
             f"hal.from_dlpack takes an object with __dlpack__ (numpy array, torch tensor), got {type(obj).__name__}"
         )
-    device_type, _ = obj.__dlpack_device__()
+    device_type, device_id = obj.__dlpack_device__()
     if int(device_type) != _DL_CPU:
+        for backend in _backends().values():  # device memory: the backend owning that device imports it
+            index = backend.dlpack_device_index(int(device_type), int(device_id))
+            if index is not None:
+                target = next(d for d in _devices(backend.name) if d.index == index)
+                buffer, shape, dt = target.driver.import_dlpack(obj)
+                return DeviceTensor(buffer, shape, dt, target)
         raise InvalidArgumentError(
-            f"hal.from_dlpack takes host (CPU) memory; this {type(obj).__name__} is on DLPack device "
-            f"type {int(device_type)}. Copy it to the host first (torch: t.cpu())"
+            f"this {type(obj).__name__} is on DLPack device type {int(device_type)}, which no hal device "
+            f"is (devices: {', '.join(d.name for d in _devices())}); copy it to the host first (torch: t.cpu())"
         )
     try:
         capsule = obj.__dlpack__(max_version=(1, 0))

@@ -1,0 +1,87 @@
+"""Which torch devices are present, as DeviceSpecs, found without paying for `import torch` where
+no accelerator can be present (importing torch takes about a second).
+
+torch device types hal drives: "cpu" (always, where torch is installed), "cuda" (an NVIDIA driver
+and a CUDA build of torch), "npu" (Ascend, through the torch_npu package).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+
+from ..device import DeviceSpec
+from ..dtypes import DType
+from ..memory import AllocationRule
+from ._require import require_torch, torch_installed
+
+__all__ = ["TORCH_DTYPES", "CPU_RULE", "CUDA_RULE", "host_spec", "accelerator_specs", "nvidia_driver_present"]
+
+# Every dtype torch stores; unsigned 16/32/64-bit ones have few kernels, which the executor's
+# capability answers per op.
+TORCH_DTYPES = tuple(DType)
+# torch's CPU allocator aligns to 64 bytes (c10::alignment) and adds nothing.
+CPU_RULE = AllocationRule(granularity=1, padding=0, base_alignment=64)
+# torch's CUDA caching allocator rounds every block to 512 bytes (kMinBlockSize); torch_npu's
+# NPU caching allocator is derived from it and rounds the same way.
+CUDA_RULE = AllocationRule(granularity=512, padding=0, base_alignment=512)
+
+
+def nvidia_driver_present() -> bool:
+    """Whether an NVIDIA kernel driver is loaded: checked before importing torch to ask it."""
+    return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidiactl") or (
+        platform.system() == "Windows" and os.path.exists(os.path.join(os.environ.get("SystemRoot", r"C:\Windows"), "System32", "nvcuda.dll"))
+    )
+
+
+def _package_present(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def host_spec(kind: str) -> DeviceSpec | None:
+    """torch's CPU device as hal device `kind:0`, or None without torch."""
+    if not torch_installed():
+        return None
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = 1 << 40
+    return DeviceSpec(
+        kind=kind, index=0, name=f"PyTorch CPU device ({platform.machine()})", vendor="PyTorch",
+        simulated=False, memory_bytes=memory, dtypes=TORCH_DTYPES, host_addressable=True,
+        model="torch.device('cpu')", details={"torch_device": "cpu"},
+    )
+
+
+def accelerator_specs(device_type: str, kind: str) -> list[DeviceSpec]:
+    """The devices of one torch device type ("cuda", "npu") as hal devices `kind:N`; empty (no
+    error, no warning) when torch, its driver, or the device is missing."""
+    if not torch_installed():
+        return []
+    if device_type == "cuda" and not nvidia_driver_present():
+        return []
+    if device_type == "npu" and not _package_present("torch_npu"):
+        return []
+    torch = require_torch(f"{kind} devices")
+    if device_type == "npu":
+        import torch_npu  # noqa: F401  (registers torch.npu)
+    module = getattr(torch, device_type, None)
+    if module is None or not module.is_available():
+        return []
+    specs = []
+    for index in range(module.device_count()):
+        props = module.get_device_properties(index)
+        details = {"torch_device": f"{device_type}:{index}"}
+        for name in ("major", "minor", "multi_processor_count"):
+            if hasattr(props, name):
+                details[name] = getattr(props, name)
+        vendor = {"cuda": "NVIDIA", "npu": "Huawei"}.get(device_type, device_type)
+        specs.append(DeviceSpec(
+            kind=kind, index=index, name=props.name, vendor=vendor, simulated=False,
+            memory_bytes=int(props.total_memory), dtypes=TORCH_DTYPES, host_addressable=False,
+            model=f"torch.device('{device_type}', {index})", details=details,
+        ))
+    return specs
