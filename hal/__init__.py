@@ -17,6 +17,9 @@ from .errors import (
     InvalidArgumentError,
     InvalidInputError,
     InvalidModelError,
+    KernelLibraryError,
+    KernelNotFoundError,
+    MissingDependencyError,
     OutOfMemoryError,
     UnsupportedDTypeError,
     UnsupportedOpError,
@@ -34,6 +37,8 @@ __all__ = [
     "HalError", "BackendError", "DeviceError", "DeviceLostError", "DeviceNotFoundError",
     "InvalidArgumentError", "InvalidInputError", "InvalidModelError", "OutOfMemoryError",
     "UnsupportedDTypeError", "UnsupportedOpError", "InferenceSession",
+    "KernelNotFoundError", "KernelLibraryError", "ops", "kernel",
+    "MissingDependencyError", "from_torch",
 ]
 
 
@@ -43,6 +48,16 @@ def __getattr__(name: str):
         from .graph.session import InferenceSession
 
         return InferenceSession
+    if name == "from_torch":  # torch is optional: it loads here, with a clear error when missing
+        from .torch.export import from_torch
+
+        return from_torch
+    # Extension ops (hal.ops, and its @hal.kernel decorator) load on first use too.
+    if name in ("ops", "kernel"):
+        import importlib
+
+        ops = importlib.import_module(".ops", __name__)
+        return ops if name == "ops" else ops.kernel
     raise AttributeError(f"module 'hal' has no attribute {name!r}")
 
 

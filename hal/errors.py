@@ -13,6 +13,7 @@ __all__ = [
     "UnsupportedOpError",
     "InvalidModelError",
     "InvalidInputError",
+    "MissingDependencyError",
 ]
 
 
@@ -58,3 +59,15 @@ class InvalidModelError(HalError, ValueError):
 
 class InvalidInputError(HalError, ValueError):
     """An input fed to a model has the wrong name, dtype or shape."""
+
+
+class MissingDependencyError(HalError, ImportError):
+    """An optional dependency (torch, for hal.torch) is not installed; the message names the extra."""
+
+
+class KernelNotFoundError(UnsupportedOpError, LookupError):
+    """No kernel is registered for an (op, backend, dtype); the message names those that are."""
+
+
+class KernelLibraryError(HalError):
+    """A kernel library failed to load, or a registration clashed with an existing kernel."""

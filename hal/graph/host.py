@@ -19,7 +19,7 @@ from ..dtypes import DType
 from ..errors import InvalidModelError, UnsupportedOpError
 from .capability import NodeInfo, Support
 
-__all__ = ["since_version", "formal_types", "ort_cpu_supports", "ort_provider_supports", "reference_supports", "host_supports", "HostProgram"]
+__all__ = ["kernel_supports", "since_version", "formal_types", "ort_cpu_supports", "ort_provider_supports", "reference_supports", "host_supports", "HostProgram"]
 
 _ONNX_TYPE_NAME = {
     "tensor(float)": DType.FLOAT32, "tensor(double)": DType.FLOAT64, "tensor(float16)": DType.FLOAT16,
@@ -90,6 +90,8 @@ def ort_provider_supports(node: NodeInfo, provider: str) -> Support:
     """Whether one onnxruntime execution provider ("CUDAExecutionProvider") of the installed
     onnxruntime build has a kernel for this op, opset and these dtypes."""
     who = f"onnxruntime's {provider.removesuffix('ExecutionProvider')} provider"
+    if node.op_type == "Constant" and _domain(node.domain) == "":
+        return Support.yes()  # no kernel: onnxruntime folds Constant nodes into initializers
     kernels = _ort_kernels(provider).get((_domain(node.domain), node.op_type))
     if not kernels:
         return Support.no(f"{who} has no {node.qualified_op} kernel")
@@ -148,8 +150,29 @@ def reference_supports(node: NodeInfo) -> Support:
     return Support.no(f"neither onnxruntime's CPU provider nor onnx's reference implementation runs {node.qualified_op}")
 
 
-def host_supports(node: NodeInfo) -> Support:
-    """onnxruntime's CPU provider first; onnx's reference implementation where it has no kernel."""
+def kernel_supports(node: NodeInfo, backend: str) -> Support | None:
+    """The answer of hal's kernel registry (hal.ops) for a node of a custom domain: yes when
+    `backend` has a kernel for the node's op and the dtype of its first input, no naming the
+    backends that do; None when no kernel of that op exists anywhere (not a kernel op)."""
+    if _domain(node.domain) == "":
+        return None
+    from ..ops.schemas import kernel_supports as registry_answer
+
+    first = node.inputs[0] if node.inputs else None
+    dtype = str(first.dtype) if first is not None and first.dtype is not None else None
+    answer = registry_answer(node.domain, node.op_type, backend, dtype)
+    if answer is None:
+        return None
+    supported, reason = answer
+    return Support.yes() if supported else Support.no(reason)
+
+
+def host_supports(node: NodeInfo, kernel_backend: str = "cpu") -> Support:
+    """hal's registered kernels for custom-domain ops; onnxruntime's CPU provider first for the
+    others, onnx's reference implementation where it has no kernel."""
+    kernel = kernel_supports(node, kernel_backend)
+    if kernel is not None:
+        return kernel
     native = ort_cpu_supports(node)
     if native:
         return native
@@ -184,6 +207,8 @@ class _Segment:
         self._session = self._reference = None
         if not slow:
             self._session = self._onnxruntime(model, nodes, threads, spinning)
+            if self._session is not None:  # onnxruntime drops inputs no node reads, and refuses them as feeds
+                self.input_names = [i.name for i in self._session.get_inputs()]
         self.slow = self._session is None
         if self.slow:
             from onnx.reference import ReferenceEvaluator
@@ -218,30 +243,67 @@ class _Segment:
         env.update(zip(self.output_names, values))
 
 
+class _KernelSegment:
+    """Consecutive nodes of custom domains, each run by the kernel hal's registry has for
+    (domain, op, kernel_backend, dtype of its first input), on the host arrays in place."""
+
+    slow = False
+    _session = None
+
+    def __init__(self, model: onnx.ModelProto, nodes: Sequence[NodeInfo], kernel_backend: str):
+        from onnx import numpy_helper
+
+        self.kernel_backend = kernel_backend
+        read = {t.name for n in nodes for t in n.inputs if t is not None}
+        self._weights = {w.name: np.ascontiguousarray(numpy_helper.to_array(w)) for w in model.graph.initializer if w.name in read}
+        self._calls = [
+            (n.domain, n.op_type, [t.name if t is not None else "" for t in n.inputs], [t.name for t in n.outputs],
+             {k: v.decode() if isinstance(v, bytes) else v for k, v in n.attributes.items()})
+            for n in nodes
+        ]
+
+    def run(self, env: dict[str, np.ndarray]) -> None:
+        from ..dtypes import dtype as as_dtype
+        from ..ops.registry import find
+
+        for domain, op, inputs, outputs, attrs in self._calls:
+            arrays = [np.ascontiguousarray(env[name] if name in env else self._weights[name]) for name in inputs if name]
+            kernel = find(domain, op, self.kernel_backend, str(as_dtype(arrays[0].dtype)))
+            env.update(zip(outputs, kernel.run(arrays, attrs)))
+
+
 class HostProgram:
     """A standalone ONNX model compiled for the host: consecutive nodes onnxruntime can run become
-    one onnxruntime session, the others run in onnx's reference evaluator, in topological order."""
+    one onnxruntime session, the others run in onnx's reference evaluator, and nodes of custom
+    domains run hal's registered kernels (those of `kernel_backend`), in topological order."""
 
     def __init__(self, model: onnx.ModelProto, nodes: Sequence[NodeInfo], *, threads: int | None = None,
-                 spinning: bool = True):
+                 spinning: bool = True, kernel_backend: str = "cpu"):
         self.input_names = [i.name for i in model.graph.input]
         self.output_names = [o.name for o in model.graph.output]
-        slow = [not ort_cpu_supports(n) for n in nodes]
-        if not any(slow):
+        engines = [_engine(n, kernel_backend) for n in nodes]
+        if not self.output_names:  # dead nodes: nothing reads what they compute
+            self._segments = []
+        elif all(engine == "onnxruntime" for engine in engines):
             self._segments = [_Segment(model, nodes, False, threads, spinning)]
         else:
             self._segments = [
-                _Segment(sub, members, is_slow, threads, spinning) for sub, members, is_slow in _split_by_engine(model, nodes, slow)
+                _KernelSegment(sub, members, kernel_backend) if engine == "kernel"
+                else _Segment(sub, members, engine == "reference", threads, spinning)
+                for sub, members, engine in _split_by_engine(model, nodes, engines)
             ]
         self.slow = any(segment.slow for segment in self._segments)
         self._lock = threading.Lock()
 
     @property
-    def single_session(self) -> Any | None:
-        """The onnxruntime session when one session runs the whole program (the fast path)."""
-        if len(self._segments) == 1 and not self._segments[0].slow:
-            return self._segments[0]._session
-        return None
+    def single_session(self) -> Any:
+        """Runs the whole program on numpy arrays with onnxruntime's `run(output_names, feeds)`:
+        the onnxruntime session itself when one session runs everything (the fast path). Values of
+        dtypes hal has no DType for (float8, int4) pass through, as they do between segments."""
+        only = self._segments[0] if len(self._segments) == 1 else None
+        if isinstance(only, _Segment) and not only.slow and only.input_names == self.input_names:
+            return only._session
+        return _ProgramSession(self)
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         env = dict(feeds)
@@ -250,19 +312,37 @@ class HostProgram:
         return {name: env[name] for name in self.output_names}
 
 
-def _split_by_engine(model: onnx.ModelProto, nodes: Sequence[NodeInfo], slow: list[bool]):
+def _engine(node: NodeInfo, kernel_backend: str) -> str:
+    """"kernel" (hal's registry), "onnxruntime" or "reference" (onnx's evaluator)."""
+    if kernel_supports(node, kernel_backend) is not None:
+        return "kernel"
+    return "onnxruntime" if ort_cpu_supports(node) else "reference"
+
+
+class _ProgramSession:
+    """A HostProgram behind onnxruntime's run(output_names, feeds) signature."""
+
+    def __init__(self, program: HostProgram):
+        self.program = program
+
+    def run(self, output_names: Sequence[str] | None, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        results = self.program.run(feeds)
+        return [results[name] for name in (output_names or self.program.output_names)]
+
+
+def _split_by_engine(model: onnx.ModelProto, nodes: Sequence[NodeInfo], engines: list[str]):
     """Consecutive runs (in topological order) of nodes with the same engine, each as a model with
     its nodes; a run none of whose results is read later (dead nodes) is left out."""
     from .extract import GraphIndex, implicit_inputs
 
     index = GraphIndex(model)
     graph_outputs = {o.name for o in model.graph.output}
-    runs: list[tuple[list[int], bool]] = []
-    for i, is_slow in enumerate(slow):
-        if runs and runs[-1][1] == is_slow:
+    runs: list[tuple[list[int], str]] = []
+    for i, engine in enumerate(engines):
+        if runs and runs[-1][1] == engine:
             runs[-1][0].append(i)
         else:
-            runs.append(([i], is_slow))
+            runs.append(([i], engine))
     consumers_after: dict[str, int] = {}
     for position, node in enumerate(nodes):
         for t in node.inputs:
@@ -271,13 +351,13 @@ def _split_by_engine(model: onnx.ModelProto, nodes: Sequence[NodeInfo], slow: li
         if node.proto is not None and node.proto.attribute:  # If/Loop/Scan bodies read outer names
             for name in implicit_inputs(node.proto):
                 consumers_after[name] = position
-    for indices, is_slow in runs:
+    for indices, engine in runs:
         members = [nodes[i] for i in indices]
         last = indices[-1]
         produced = [t.name for n in members for t in n.outputs]
         needed_later = [name for name in produced if consumers_after.get(name, -1) > last or name in graph_outputs]
         if needed_later:
-            yield index.extract(members, needed_later, f"{model.graph.name}_{indices[0]}"), members, is_slow
+            yield index.extract(members, needed_later, f"{model.graph.name}_{indices[0]}"), members, engine
 
 
 def check_model_loadable(model: onnx.ModelProto) -> None:

@@ -96,7 +96,6 @@ def partition(
         groups.setdefault(find(i), []).append(i)
     ordered = sorted(groups.values(), key=lambda members: (stage[members[0]], members[0]))
 
-    node_partition: dict[str, int] = {}
     partitions: list[Partition] = []
     for index, members in enumerate(ordered):
         members.sort()
@@ -108,21 +107,28 @@ def partition(
             stage=stage[members[0]],
         )
         part.inputs, _ = boundary(part.nodes)
-        for i in members:
-            node_partition[nodes[i].name] = index
         partitions.append(part)
 
-    # outputs: produced here and read by another partition, or a graph output
+    # outputs: produced here and read by another partition, or a graph output. A partition with
+    # none computes nothing anyone reads (dead nodes): it is dropped, which can leave its producers
+    # dead in turn, so this repeats until every partition has an output.
     wanted = set(graph_outputs)
-    readers: dict[str, set[int]] = {}
+    while True:
+        readers: dict[str, set[int]] = {}
+        for index, part in enumerate(partitions):
+            for name in part.inputs:
+                readers.setdefault(name, set()).add(index)
+        for index, part in enumerate(partitions):
+            part.outputs = [
+                t.name for node in part.nodes for t in node.outputs
+                if t.name and (t.name in wanted or readers.get(t.name, set()) - {index})
+            ]
+        live = [part for part in partitions if part.outputs]
+        if len(live) == len(partitions):
+            break
+        partitions = live
     for index, part in enumerate(partitions):
-        for name in part.inputs:
-            readers.setdefault(name, set()).add(index)
-    for index, part in enumerate(partitions):
-        for node in part.nodes:
-            for t in node.outputs:
-                if t.name and (t.name in wanted or readers.get(t.name, set()) - {index}):
-                    part.outputs.append(t.name)
+        part.name = f"p{index}_{part.device.replace(':', '')}"
     return partitions
 
 

@@ -157,7 +157,9 @@ class InferenceSession:
             device = by_name[part.device]
             shape_only = self._shape_only_inputs(part, partitions, device)
             model = index.extract(part.nodes, part.outputs, part.name, shape_only=shape_only)
-            executable = device.backend.compile(model, part.nodes, device, self.options)
+            # the rewrite replaced Shape/Size nodes: the backend must see the nodes it compiles
+            compiled_nodes = load_model(model).node_infos() if shape_only else part.nodes
+            executable = device.backend.compile(model, compiled_nodes, device, self.options)
             release = [n for n in part.inputs if last_reader.get(n) == i and n not in outputs]
             steps.append(_Step(part, device, executable, list(part.inputs), release, frozenset(shape_only)))
         return steps

@@ -51,11 +51,26 @@ def _reads(node):
     return names
 
 
+def _live(loaded, nodes) -> set[str]:
+    """Nodes whose results reach a graph output."""
+    producer = {t.name: n for n in nodes for t in n.outputs}
+    live: set[str] = set()
+    pending = [o.name for o in loaded.outputs]
+    while pending:
+        node = producer.get(pending.pop())
+        if node is not None and node.name not in live:
+            live.add(node.name)
+            pending.extend(_reads(node))
+    return live
+
+
 def _check_invariants(loaded, nodes, parts, assignment):
     """Every property a partitioning must have, checked from first principles."""
-    # each node in exactly one partition, on its assigned device
+    # each node that feeds a graph output in exactly one partition, on its assigned device; a
+    # node that feeds none may be dropped with its partition (dead code)
     seen = [n.name for p in parts for n in p.nodes]
-    assert sorted(seen) == sorted(n.name for n in nodes)
+    assert len(seen) == len(set(seen)) and set(seen) <= {n.name for n in nodes}
+    assert _live(loaded, nodes) <= set(seen)
     for p in parts:
         assert {assignment[n.name] for n in p.nodes} == {p.device}
     assert len({p.name for p in parts}) == len(parts)
@@ -268,5 +283,14 @@ def test_one_device_gives_one_partition_per_connected_component(case):
         for name in _reads(n):
             if name in producer:
                 parent[find(n.name)] = find(producer[name])
-    assert len(parts) == len({find(n.name) for n in nodes})
+    outputs = {o.name for o in loaded.outputs}
+    assert len(parts) == len({find(n.name) for n in nodes if any(t.name in outputs for t in n.outputs)})
     _check_invariants(loaded, nodes, parts, assignment)
+
+
+def test_partitions_computing_nothing_anyone_reads_are_dropped():
+    """'dead' feeds only 'dead2' on another device, and nothing reads 'dead2': neither runs."""
+    model = _model([("a", "Relu", ["x"]), ("dead", "Relu", ["x"]), ("dead2", "Relu", ["dead"]), ("b", "Relu", ["a"])], ["b"])
+    assignment = {"a": ASC, "dead": ASC, "dead2": CPU, "b": ASC}
+    loaded, nodes, parts = _partition(model, assignment)
+    assert _groups(parts) == [["a", "b"]] and parts[0].name == "p0_ascend0"
