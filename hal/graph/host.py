@@ -89,6 +89,23 @@ def ort_cpu_supports(node: NodeInfo) -> Support:
 def ort_provider_supports(node: NodeInfo, provider: str) -> Support:
     """Whether one onnxruntime execution provider ("CUDAExecutionProvider") of the installed
     onnxruntime build has a kernel for this op, opset and these dtypes."""
+    # The answer depends only on the op, its opset and its tensors' dtypes: graphs repeat those
+    # (a transformer's layers, a 10k-node chain), and sessions ask for every node twice.
+    signature = (
+        provider, node.domain, node.op_type, node.opset,
+        tuple(None if t is None else t.dtype for t in node.inputs),
+        tuple(None if t is None else t.dtype for t in node.outputs),
+    )
+    found = _provider_answers.get(signature)
+    if found is None:
+        found = _provider_answers[signature] = _ort_provider_supports(node, provider)
+    return found
+
+
+_provider_answers: dict[tuple, Support] = {}
+
+
+def _ort_provider_supports(node: NodeInfo, provider: str) -> Support:
     who = f"onnxruntime's {provider.removesuffix('ExecutionProvider')} provider"
     if node.op_type == "Constant" and _domain(node.domain) == "":
         return Support.yes()  # no kernel: onnxruntime folds Constant nodes into initializers

@@ -179,7 +179,8 @@ class SimulatedExecutable(Executable):
         self.nodes = list(nodes)
         self._model = model
         self._seconds_by_shapes: dict[tuple, float] = {}
-        self._static_seconds = self._partition_seconds(self.nodes) if all(_static(n) for n in self.nodes) else None
+        self._static = all(_static(n) for n in self.nodes)
+        self._static_seconds: float | None = None  # worked out at the first run, not at compile
 
     def _partition_seconds(self, nodes: Sequence[NodeInfo]) -> float:
         from .cost import node_cost
@@ -190,7 +191,9 @@ class SimulatedExecutable(Executable):
     def seconds_for(self, shapes: tuple) -> float:
         """Simulated duration for these input shapes (dynamic partitions re-infer shapes once per
         new input signature)."""
-        if self._static_seconds is not None:
+        if self._static:
+            if self._static_seconds is None:
+                self._static_seconds = self._partition_seconds(self.nodes)
             return self._static_seconds
         found = self._seconds_by_shapes.get(shapes)
         if found is None:

@@ -43,8 +43,20 @@ class OpTable:
         self.rows = rows
         self.missing = missing
         self.sources = sources
+        self._answers: dict[tuple, Support] = {}
 
     def supports(self, node: NodeInfo, chip: ChipSpec) -> Support:
+        # The answer depends on the op, its opset and dtypes and the chip model only; graphs repeat
+        # those, so each is worked out once.
+        signature = (chip.model, chip.name, node.domain, node.op_type, node.opset,
+                     tuple(None if t is None else t.dtype for t in node.inputs),
+                     tuple(None if t is None else t.dtype for t in node.outputs))
+        found = self._answers.get(signature)
+        if found is None:
+            found = self._answers[signature] = self._supports(node, chip)
+        return found
+
+    def _supports(self, node: NodeInfo, chip: ChipSpec) -> Support:
         domain = "" if node.domain in ("", "ai.onnx") else node.domain
         row = self.rows.get((domain, node.op_type))
         if row is None:
