@@ -99,6 +99,8 @@ def judge(work: Workload, path: str, ratio: float, added_us: float) -> tuple[str
         return f"<= {MLP_ADDED_US_TARGET:g} us added", added_us <= MLP_ADDED_US_TARGET
     if path == "hal cpu":
         return f"<= {CPU_RATIO_TARGET}x", ratio <= CPU_RATIO_TARGET
+    if work.small:  # the issue sets the simulated-chip ratio on realistic models; here the per-run
+        return "none (stream round trips)", None  # stream hand-offs dominate a 20 us model
     return f"<= {SIMULATED_RATIO_TARGET}x", ratio <= SIMULATED_RATIO_TARGET
 
 
