@@ -16,12 +16,13 @@ from hal.memory import format_bytes
 
 def main() -> None:
     print("Devices:")
+    width = max(len(d.name) for d in hal.devices())
     for device in hal.devices():
         spec = device.spec
         fp16 = spec.peak_flops.get("float16")
         speed = f", {fp16 / 1e12:.0f} TFLOP/s fp16" if fp16 else ""
         name = spec.name if spec.simulated or "(" in spec.name else f"{spec.name} (real)"  # sim names say "(simulated)"
-        print(f"  {device.name:<9} {name}: {format_bytes(spec.memory_bytes)}{speed}")
+        print(f"  {device.name:<{width}} {name}: {format_bytes(spec.memory_bytes)}{speed}")
 
     host = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)  # 4 MiB
     print(f"\nRound trip of a {host.shape} float32 tensor ({format_bytes(host.nbytes)}) through each device:")
@@ -36,7 +37,7 @@ def main() -> None:
         assert back.tobytes() == host.tobytes(), f"{device.name} changed the data"
         clock = "simulated" if done.driver.simulated else "wall"
         print(
-            f"  {device.name:<9} host->device {start.elapsed_time(uploaded):7.3f} ms, "
+            f"  {device.name:<{width}} host->device {start.elapsed_time(uploaded):7.3f} ms, "
             f"device->host {uploaded.elapsed_time(done):7.3f} ms ({clock} clock); "
             f"wall {start.wall_elapsed_time(done):6.2f} ms; bit-exact"
         )

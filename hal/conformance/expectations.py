@@ -14,6 +14,8 @@ out-of-tree backend ships its own the same way.
     [[expected_failure]]
     tests = ["test_gemm_default_matrix_bias"]   # exact onnx node test names
     modes = ["fallback"]             # optional: "fallback", "no-fallback" (default both)
+    may_pass = true                  # optional: outputs are random (Bernoulli, Dropout), so a pass by
+                                     # chance is reported as passed, not as an unexpected pass
     reason = "what is wrong and where it is tracked"
 
 A tolerance rule must name its ops and dtypes: there is no global loosening. An expected failure
@@ -43,7 +45,7 @@ MODES = ("no-fallback", "fallback")
 FILE_NAME = "conformance.toml"
 _TOP_KEYS = {"schema", "tolerance", "expected_failure"}
 _RULE_KEYS = {"ops", "dtypes", "rtol", "atol", "reason"}
-_XFAIL_KEYS = {"tests", "modes", "reason"}
+_XFAIL_KEYS = {"tests", "modes", "may_pass", "reason"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class ExpectedFailure:
     test: str
     modes: frozenset[str]
     reason: str
+    may_pass: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,13 +164,16 @@ def load_expectations(path: str | Path, known_tests: Iterable[str] | None = None
         if not isinstance(modes, list) or not modes or any(m not in MODES for m in modes):
             raise _fail(path, where, f"'modes' must list some of {', '.join(MODES)}, got {modes!r}")
         reason = _reason(path, where, entry)
+        may_pass = entry.get("may_pass", False)
+        if not isinstance(may_pass, bool):
+            raise _fail(path, where, f"'may_pass' must be true or false, got {may_pass!r}")
         for test in tests:
             if known is not None and test not in known:
                 raise _fail(path, where, f"'{test}' is not a node test of the installed onnx; remove or rename it")
             for mode in modes:
                 if (test, mode) in failures:
                     raise _fail(path, where, f"'{test}' ({mode}) is listed twice")
-                failures[(test, mode)] = ExpectedFailure(test, frozenset(modes), reason)
+                failures[(test, mode)] = ExpectedFailure(test, frozenset(modes), reason, may_pass)
     return Expectations(path, tuple(rules), failures)
 
 

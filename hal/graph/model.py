@@ -29,7 +29,7 @@ from ..errors import (
 )
 from .capability import Dim, NodeInfo, TensorInfo
 
-__all__ = ["LoadedModel", "load_model", "upgrade_opset", "check_feed", "validate_feeds"]
+__all__ = ["LoadedModel", "load_model", "load_generated", "upgrade_opset", "check_feed", "validate_feeds"]
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 _EXTERNAL = onnx.TensorProto.EXTERNAL
@@ -178,6 +178,20 @@ def load_model(model: str | os.PathLike | bytes | onnx.ModelProto) -> LoadedMode
     else:
         proto = _infer(proto, source)
     return LoadedModel(proto, path, opsets)
+
+
+def load_generated(proto: onnx.ModelProto) -> LoadedModel:
+    """A model hal built itself (a partition, a numerics rewrite of one): shape-inferred but not
+    checked. Its nodes come from a model load_model already checked, and its boundary may hold
+    values of unknown rank, which onnx's checker refuses on graph inputs and outputs although
+    every runtime takes them."""
+    source = _proto_label(proto)
+    opsets = _opsets(proto, source)
+    if any(domain not in (*_DEFAULT_DOMAINS, "ai.onnx.ml") for domain in opsets):
+        from ..ops.schemas import ensure_registered
+
+        ensure_registered()
+    return LoadedModel(_infer(proto, source), None, opsets)
 
 
 def upgrade_opset(model: onnx.ModelProto, target: int) -> onnx.ModelProto:

@@ -26,7 +26,7 @@ from ..registry import device as get_device, default_device
 from ..tensor import DeviceTensor, as_tensor
 from .capability import CompileOptions, NodeInfo, Support, TensorInfo
 from .extract import SHAPE_SUFFIX, GraphIndex, metadata_only_inputs
-from .model import LoadedModel, check_feed, load_model, upgrade_opset, validate_feeds
+from .model import LoadedModel, check_feed, load_generated, load_model, upgrade_opset, validate_feeds
 from .partition import Partition, partition
 from .placement import place_cost, place_priority, shape_only_nodes, tensor_bytes, transfer_seconds
 from .plan import NodePlan, PartitionPlan, Plan, Transfer
@@ -158,7 +158,7 @@ class InferenceSession:
             shape_only = self._shape_only_inputs(part, partitions, device)
             model = index.extract(part.nodes, part.outputs, part.name, shape_only=shape_only)
             # the rewrite replaced Shape/Size nodes: the backend must see the nodes it compiles
-            compiled_nodes = load_model(model).node_infos() if shape_only else part.nodes
+            compiled_nodes = load_generated(model).node_infos() if shape_only else part.nodes
             executable = device.backend.compile(model, compiled_nodes, device, self.options)
             release = [n for n in part.inputs if last_reader.get(n) == i and n not in outputs]
             steps.append(_Step(part, device, executable, list(part.inputs), release, frozenset(shape_only)))

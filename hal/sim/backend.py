@@ -164,7 +164,7 @@ class SimulatedExecutable(Executable):
 
     def __init__(self, model: onnx.ModelProto, nodes: Sequence[NodeInfo], chip: ChipSpec, options: CompileOptions, narrow_int64: set[str]):
         from ..graph.host import HostProgram
-        from ..graph.model import load_model
+        from ..graph.model import load_generated
         from .numerics import emulate
 
         self.chip = chip
@@ -173,7 +173,7 @@ class SimulatedExecutable(Executable):
         self.output_names = [o.name for o in model.graph.output]
         self.emulated = emulate(model, chip, precision_mode=options.precision_mode,
                                 fc_precision=options.fc_precision, narrow_int64=narrow_int64)
-        emulated_model = load_model(self.emulated.model)
+        emulated_model = load_generated(self.emulated.model)
         self.program = HostProgram(emulated_model.proto, emulated_model.node_infos(), threads=options.intra_op_threads,
                                    spinning=options.intra_op_spinning, kernel_backend=chip.kind)
         self.nodes = list(nodes)
@@ -197,10 +197,10 @@ class SimulatedExecutable(Executable):
             return self._static_seconds
         found = self._seconds_by_shapes.get(shapes)
         if found is None:
-            from ..graph.model import load_model
+            from ..graph.model import load_generated
 
             fixed = _with_input_shapes(self._model, dict(zip(self.input_names, shapes)))
-            found = self._partition_seconds(load_model(fixed).node_infos())
+            found = self._partition_seconds(load_generated(fixed).node_infos())
             self._seconds_by_shapes[shapes] = found
         return found
 

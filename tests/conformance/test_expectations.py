@@ -77,6 +77,13 @@ def test_bad_file_names_the_problem(tmp_path, text, message):
     assert str(path) in str(error.value)
 
 
+def test_may_pass_is_read_and_checked(tmp_path):
+    text = 'schema = 1\n[[expected_failure]]\ntests = ["test_a"]\nmay_pass = true\nreason = "random"\n'
+    assert load_expectations(write(tmp_path, text)).expected_failure("test_a", "fallback").may_pass
+    with pytest.raises(BackendError, match="'may_pass' must be true or false"):
+        load_expectations(write(tmp_path, text.replace("true", '"yes"')))
+
+
 def test_backend_without_a_file_expects_nothing(tmp_path, monkeypatch):
     module = types.ModuleType("hal_nofile")
     module.__file__ = str(tmp_path / "__init__.py")

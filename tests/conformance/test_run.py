@@ -30,6 +30,14 @@ def test_expected_failure_and_unexpected_pass():
     assert "listed as an expected failure" in xpass.reason
 
 
+def test_a_random_op_listed_with_may_pass_passes_by_chance_without_an_unexpected_pass():
+    random_op = ExpectedFailure("test_add", frozenset({"fallback"}), "random output", may_pass=True)
+    target = Target("cpu", "cpu:0", "fallback", Expectations(None, (), {("test_add", "fallback"): random_op}))
+    assert run_case(make_case("test_add", wrong=True), target).status == "xfail"
+    lucky = run_case(make_case("test_add"), target)
+    assert lucky.status == "passed" and lucky.reason.startswith("passed by chance")
+
+
 def test_expected_failure_applies_to_its_mode_only():
     target = Target("cpu", "cpu:0", "no-fallback", expecting("test_add", mode="fallback"))
     assert run_case(make_case("test_add", wrong=True), target).status == "failed"
