@@ -96,6 +96,14 @@ class GraphIndex:
         """A standalone model of `nodes` (topologically ordered) producing `outputs`. Inputs in
         `shape_only` (see metadata_only_inputs) become int64 inputs named `<input>::shape`."""
         inputs, produced = self.boundary(nodes)
+        outputs = list(outputs)
+        graph = self.model.graph
+        if (not shape_only and len(nodes) == len(graph.node) and outputs == self.graph_outputs
+                and inputs == [i.name for i in graph.input if i.name not in self.initializers]):
+            # one partition is the whole model: copying its weights (hundreds of MB for BERT)
+            # would only cost time. Backends never change the model they compile.
+            graph.name = name
+            return self.model
         produced_set = set(produced)
         used_initializers: list[onnx.TensorProto] = []
         seen: set[str] = set()

@@ -159,7 +159,7 @@ def load_model(model: str | os.PathLike | bytes | onnx.ModelProto) -> LoadedMode
 
     # With external data, check and infer by path, so that weights beyond protobuf's 2 GiB are never
     # serialized; the data is read in afterwards.
-    by_path = bool(external)
+    by_path = bool(external) or path is not None  # onnx reads the file itself: no 2nd copy in Python
     try:
         _check(str(path) if by_path else proto, source)
     except InvalidModelError:
