@@ -50,6 +50,16 @@ class NodeInfo:
     attributes: Mapping[str, Any] = field(default_factory=dict)
     proto: onnx.NodeProto | None = field(default=None, compare=False, repr=False)
 
+    def type_signature(self) -> tuple:
+        """What a capability answer from an op table or kernel registry depends on: the op, its
+        opset and the dtype at each input and output position (names, shapes and attributes
+        aside). Graphs repeat signatures, so answers are memoized on it."""
+        return (
+            self.domain, self.op_type, self.opset,
+            tuple(None if t is None else t.dtype for t in self.inputs),
+            tuple(None if t is None else t.dtype for t in self.outputs),
+        )
+
     @property
     def dtypes(self) -> set[DType]:
         """Every known dtype among inputs and outputs."""

@@ -91,11 +91,7 @@ def ort_provider_supports(node: NodeInfo, provider: str) -> Support:
     onnxruntime build has a kernel for this op, opset and these dtypes."""
     # The answer depends only on the op, its opset and its tensors' dtypes: graphs repeat those
     # (a transformer's layers, a 10k-node chain), and sessions ask for every node twice.
-    signature = (
-        provider, node.domain, node.op_type, node.opset,
-        tuple(None if t is None else t.dtype for t in node.inputs),
-        tuple(None if t is None else t.dtype for t in node.outputs),
-    )
+    signature = (provider, *node.type_signature())
     found = _provider_answers.get(signature)
     if found is None:
         found = _provider_answers[signature] = _ort_provider_supports(node, provider)

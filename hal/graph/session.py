@@ -152,10 +152,11 @@ class InferenceSession:
             for name in part.inputs:
                 last_reader[name] = i
         outputs = {o.name for o in self.model.outputs}
+        from_chips = {name for p in partitions if p.device != self.host.name for name in p.outputs}
         steps = []
         for i, part in enumerate(partitions):
             device = by_name[part.device]
-            shape_only = self._shape_only_inputs(part, partitions, device)
+            shape_only = self._shape_only_inputs(part, from_chips, device)
             model = index.extract(part.nodes, part.outputs, part.name, shape_only=shape_only)
             # the rewrite replaced Shape/Size nodes: the backend must see the nodes it compiles
             compiled_nodes = load_generated(model).node_infos() if shape_only else part.nodes
@@ -164,11 +165,11 @@ class InferenceSession:
             steps.append(_Step(part, device, executable, list(part.inputs), release, frozenset(shape_only)))
         return steps
 
-    def _shape_only_inputs(self, part: Partition, partitions: list[Partition], device: Device) -> list[str]:
-        """Inputs of a host partition that come from a chip and that only Shape/Size read there."""
+    def _shape_only_inputs(self, part: Partition, from_chips: set[str], device: Device) -> list[str]:
+        """Inputs of a host partition that come from a chip (`from_chips`: every chip partition's
+        outputs) and that only Shape/Size read there."""
         if device is not self.host:
             return []
-        from_chips = {name for p in partitions if p.device != self.host.name for name in p.outputs}
         return [name for name in metadata_only_inputs(part.nodes, part.inputs) if name in from_chips]
 
     def _make_plan(self, nodes, answers, placed, partitions, by_name, placement) -> Plan:

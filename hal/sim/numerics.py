@@ -396,18 +396,10 @@ class _Rewriter:
 
     # -- names, types, constants -------------------------------------------------------------
     def fresh(self, base: str) -> str:
-        name, n = base, 1
-        while name in self.taken:
-            name, n = f"{base}_{n}", n + 1
-        self.taken.add(name)
-        return name
+        return _unused_name(base, self.taken)
 
     def fresh_node(self, base: str) -> str:
-        name, n = base, 1
-        while name in self.node_names:
-            name, n = f"{base}_{n}", n + 1
-        self.node_names.add(name)
-        return name
+        return _unused_name(base, self.node_names)
 
     def dtype(self, tensor: str) -> DType | None:
         found = self.types.get(tensor)
@@ -614,6 +606,15 @@ class _Rewriter:
         del self.graph.node[:]
         self.graph.node.extend(self.nodes)
         return self.model
+
+
+def _unused_name(base: str, taken: set[str]) -> str:
+    """`base`, or `base_1`, `base_2`... : the first not in `taken`, which then holds it."""
+    name, n = base, 1
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    taken.add(name)
+    return name
 
 
 def _collect_names(graph: onnx.GraphProto, tensors: set[str], nodes: set[str]) -> None:

@@ -48,9 +48,7 @@ class OpTable:
     def supports(self, node: NodeInfo, chip: ChipSpec) -> Support:
         # The answer depends on the op, its opset and dtypes and the chip model only; graphs repeat
         # those, so each is worked out once.
-        signature = (chip.model, chip.name, node.domain, node.op_type, node.opset,
-                     tuple(None if t is None else t.dtype for t in node.inputs),
-                     tuple(None if t is None else t.dtype for t in node.outputs))
+        signature = (chip.model, chip.name, *node.type_signature())
         found = self._answers.get(signature)
         if found is None:
             found = self._answers[signature] = self._supports(node, chip)
