@@ -13,6 +13,7 @@ from .errors import (
     DeviceError,
     DeviceLostError,
     DeviceNotFoundError,
+    ExecutionError,
     HalError,
     InvalidArgumentError,
     InvalidInputError,
@@ -36,7 +37,7 @@ __all__ = [
     "devices", "device", "default_device", "synchronize", "BackendLoadWarning",
     "HalError", "BackendError", "DeviceError", "DeviceLostError", "DeviceNotFoundError",
     "InvalidArgumentError", "InvalidInputError", "InvalidModelError", "OutOfMemoryError",
-    "UnsupportedDTypeError", "UnsupportedOpError", "InferenceSession",
+    "UnsupportedDTypeError", "UnsupportedOpError", "ExecutionError", "InferenceSession",
     "KernelNotFoundError", "KernelLibraryError", "ops", "kernel",
     "MissingDependencyError", "from_torch",
 ]

@@ -59,6 +59,8 @@ __all__ = [
     "CopyCost",
     "ArenaDeviceDriver",
     "HostProgram",
+    "HostValue",
+    "as_value",
     "host_supports",
     "TorchDeviceBackend",
     "TorchDeviceDriver",
@@ -310,6 +312,10 @@ def __getattr__(name: str):
         from .graph import host
 
         return getattr(host, name)
+    if name in ("HostValue", "as_value"):
+        from .graph import values
+
+        return getattr(values, name)
     # Ready-made parts for chips driven through a torch device (CUDA, Ascend via torch_npu); they
     # need torch, which is optional, so they load only when a backend asks.
     if name == "TorchDeviceBackend":

@@ -11,6 +11,7 @@ __all__ = [
     "DeviceLostError",
     "OutOfMemoryError",
     "UnsupportedOpError",
+    "ExecutionError",
     "InvalidModelError",
     "InvalidInputError",
     "MissingDependencyError",
@@ -51,6 +52,10 @@ class OutOfMemoryError(HalError, MemoryError):
 
 class UnsupportedOpError(HalError):
     """A backend cannot run an operation; the message says why and what can run it."""
+
+
+class ExecutionError(HalError, RuntimeError):
+    """A node failed while a model ran (a kernel refused the values it got); the message names it."""
 
 
 class InvalidModelError(HalError, ValueError):

@@ -119,8 +119,10 @@ class CpuExecutable(Executable):
         self.output_names = program.output_names
 
     def run(self, inputs: Mapping[str, hal.DeviceTensor], stream: hal.Stream) -> dict[str, hal.DeviceTensor]:
+        from hal.backend import as_value  # arrays as cpu:0 tensors, sequences and optionals as HostValues
+
         feeds = {name: tensor.host_view() for name, tensor in inputs.items()}
-        return {name: hal.as_tensor(value) for name, value in self.program.run(feeds).items()}
+        return {name: as_value(value) for name, value in self.program.run(feeds).items()}
 
 
 @functools.lru_cache(maxsize=1)

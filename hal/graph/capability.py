@@ -27,6 +27,14 @@ class TensorInfo:
     dtype: DType | None
     shape: tuple[Dim, ...] | None
     """None when even the rank is unknown."""
+    kind: str = "tensor"
+    """"tensor", or the ONNX type of a value that is not one, as onnxruntime writes it:
+    "seq(tensor(float))", "optional(tensor(int64))", "map(int64,tensor(float))". Such values are
+    Python objects (lists, None, dicts) that only the host holds; dtype and shape are None then."""
+
+    @property
+    def is_tensor(self) -> bool:
+        return self.kind == "tensor"
 
     @property
     def static_shape(self) -> tuple[int, ...] | None:

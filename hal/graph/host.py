@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,8 +17,9 @@ import numpy as np
 import onnx
 
 from ..dtypes import DType
-from ..errors import InvalidModelError, UnsupportedOpError
+from ..errors import ExecutionError, InvalidModelError, UnsupportedOpError
 from .capability import NodeInfo, Support
+from .reference_routes import reference_route
 
 __all__ = ["kernel_supports", "since_version", "formal_types", "ort_cpu_supports", "ort_provider_supports", "reference_supports", "host_supports", "HostProgram"]
 
@@ -82,7 +84,12 @@ def _ort_kernels(provider: str = "CPUExecutionProvider") -> dict[tuple[str, str]
 
 
 def ort_cpu_supports(node: NodeInfo) -> Support:
-    """Whether onnxruntime's CPU provider has a kernel for this op, opset and these dtypes."""
+    """Whether onnxruntime's CPU provider has a kernel for this op, opset and these dtypes, and
+    hal runs the node with it: not where that kernel departs from the ONNX specification
+    (hal/graph/reference_routes.py)."""
+    route = reference_route(node)
+    if route is not None:
+        return Support.no(f"onnxruntime's CPU kernel is not used for this {node.qualified_op}: {route.reason}")
     return ort_provider_supports(node, "CPUExecutionProvider")
 
 
@@ -212,30 +219,40 @@ def _boundary_types(model: onnx.ModelProto) -> set[int]:
 class _Segment:
     """A run of consecutive nodes executed by one engine. An onnxruntime segment that onnxruntime
     cannot load, or whose inputs or outputs have a type its Python API cannot pass (bfloat16,
-    float8...), runs in the reference evaluator instead when that runs all its nodes."""
+    float8...), runs in the reference evaluator instead when that runs all its nodes; so does a run
+    in which one of onnxruntime's kernels fails on the values it got (ConvInteger with a per-channel
+    weight zero point, ReduceMax of an empty bool set): the answer comes from the reference."""
 
     def __init__(self, model: onnx.ModelProto, nodes: Sequence[NodeInfo], slow: bool, threads: int | None, spinning: bool):
         self.input_names = [i.name for i in model.graph.input]
         self.output_names = [o.name for o in model.graph.output]
         self._session = self._reference = None
+        reference_runs_all = all(reference_supports(n) for n in nodes)
         if not slow:
-            self._session = self._onnxruntime(model, nodes, threads, spinning)
+            self._session = self._onnxruntime(model, reference_runs_all, threads, spinning)
             if self._session is not None:  # onnxruntime drops inputs no node reads, and refuses them as feeds
                 self.input_names = [i.name for i in self._session.get_inputs()]
         self.slow = self._session is None
+        # Kept for a run in which an onnxruntime kernel fails; the evaluator is built then.
+        self._model = model if reference_runs_all else None
         if self.slow:
-            from onnx.reference import ReferenceEvaluator
+            self._reference = self._reference_evaluator()
 
-            self._reference = ReferenceEvaluator(model)
+    def _reference_evaluator(self) -> Any:
+        from onnx.reference import ReferenceEvaluator
+
+        return ReferenceEvaluator(self._model)
 
     @staticmethod
-    def _onnxruntime(model: onnx.ModelProto, nodes: Sequence[NodeInfo], threads: int | None, spinning: bool) -> Any | None:
+    def _onnxruntime(model: onnx.ModelProto, reference_runs_all: bool, threads: int | None, spinning: bool) -> Any | None:
         import onnxruntime as ort
 
-        reference_runs_all = all(reference_supports(n) for n in nodes)
         if reference_runs_all and not _boundary_types(model) <= _ORT_NUMPY_TYPES:
             return None
         options = ort.SessionOptions()
+        # A kernel failure reaches the caller as an exception (or a re-run in the reference
+        # implementation); onnxruntime's own error log would print it a second time.
+        options.log_severity_level = 4
         if threads:
             options.intra_op_num_threads = threads
         if not spinning:
@@ -247,13 +264,41 @@ class _Segment:
                 return None
             raise UnsupportedOpError(f"onnxruntime's CPU provider cannot load this subgraph: {exc}") from None
 
-    def run(self, env: dict[str, np.ndarray]) -> None:
+    def run(self, output_names: Sequence[str] | None, feeds: Mapping[str, Any]) -> list[Any]:
+        """onnxruntime's signature: the segment's inputs by name, outputs in the order asked."""
+        if self._session is None:
+            return self._reference.run(output_names, feeds)
+        try:
+            return self._session.run(output_names, feeds)
+        except _ort_kernel_failures() as exc:
+            if self._model is None:
+                raise ExecutionError(f"onnxruntime's CPU provider failed: {exc}") from None
+            if self._reference is None:
+                warnings.warn(f"onnxruntime's CPU provider failed on these inputs ({exc}); hal re-ran this part "
+                              "of the model in onnx's reference implementation (slow), as it will whenever that "
+                              "kernel fails",
+                              RuntimeWarning, stacklevel=2)
+                self._reference = self._reference_evaluator()
+            try:
+                return self._reference.run(output_names, feeds)
+            except Exception as reference_exc:
+                raise ExecutionError(
+                    f"onnxruntime's CPU provider failed ({exc}), and onnx's reference implementation too "
+                    f"({type(reference_exc).__name__}: {reference_exc}); check the inputs' values and shapes"
+                ) from None
+
+    def update(self, env: dict[str, Any]) -> None:
         feeds = {name: env[name] for name in self.input_names}
-        if self._session is not None:
-            values = self._session.run(self.output_names, feeds)
-        else:
-            values = self._reference.run(self.output_names, feeds)
-        env.update(zip(self.output_names, values))
+        env.update(zip(self.output_names, self.run(self.output_names, feeds)))
+
+
+@functools.lru_cache(maxsize=1)
+def _ort_kernel_failures() -> tuple[type[BaseException], ...]:
+    """onnxruntime's errors for a kernel that fails on its inputs (not for bad feed names or types,
+    which InvalidArgument reports and the reference would reject too)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_c
+
+    return (ort_c.Fail, ort_c.RuntimeException, ort_c.NotImplemented)
 
 
 class _KernelSegment:
@@ -275,7 +320,7 @@ class _KernelSegment:
             for n in nodes
         ]
 
-    def run(self, env: dict[str, np.ndarray]) -> None:
+    def update(self, env: dict[str, np.ndarray]) -> None:
         from ..dtypes import dtype as as_dtype
         from ..ops.registry import find
 
@@ -311,17 +356,18 @@ class HostProgram:
     @property
     def single_session(self) -> Any:
         """Runs the whole program on numpy arrays with onnxruntime's `run(output_names, feeds)`:
-        the onnxruntime session itself when one session runs everything (the fast path). Values of
-        dtypes hal has no DType for (float8, int4) pass through, as they do between segments."""
+        the one segment itself when one engine runs everything (the fast path: one Python call
+        over onnxruntime's). Values of dtypes hal has no DType for (float8, int4) pass through, as
+        they do between segments."""
         only = self._segments[0] if len(self._segments) == 1 else None
-        if isinstance(only, _Segment) and not only.slow and only.input_names == self.input_names:
-            return only._session
+        if isinstance(only, _Segment) and only.input_names == self.input_names:
+            return only
         return _ProgramSession(self)
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         env = dict(feeds)
         for segment in self._segments:
-            segment.run(env)
+            segment.update(env)
         return {name: env[name] for name in self.output_names}
 
 

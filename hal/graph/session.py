@@ -30,6 +30,7 @@ from .model import LoadedModel, check_feed, load_generated, load_model, upgrade_
 from .partition import Partition, partition
 from .placement import place_cost, place_priority, shape_only_nodes, tensor_bytes, transfer_seconds
 from .plan import NodePlan, PartitionPlan, Plan, Transfer
+from .values import HostValue, as_value, host_only_reason
 
 __all__ = ["InferenceSession", "NodeArg"]
 
@@ -46,6 +47,8 @@ class NodeArg:
 
 
 def _node_arg(info: TensorInfo) -> NodeArg:
+    if not info.is_tensor:
+        return NodeArg(info.name, info.kind, [])
     onnx_type = f"tensor({_ORT_TYPE_NAMES.get(str(info.dtype), str(info.dtype))})" if info.dtype else "unknown"
     return NodeArg(info.name, onnx_type, list(info.shape) if info.shape is not None else [])
 
@@ -63,6 +66,20 @@ class _Step:
     """Tensors no later step reads: dropped once this step ran, so device memory is reused."""
     shape_only: frozenset[str] = frozenset()
     """Inputs of a host step that only Shape/Size read: fed as their shape, the data stays put."""
+
+
+def _keep_host_values_on_host(nodes: Sequence[NodeInfo], listed: Sequence[Device],
+                              answers: dict[str, list[Support]], host: Device) -> None:
+    """A node that reads or writes a sequence, optional or map value runs on the host: every
+    other device's answer for it becomes a no (a strict session on a chip then names it)."""
+    for node in nodes:
+        reason = host_only_reason(node)
+        if reason is None:
+            continue
+        options = answers[node.name]
+        for i, device in enumerate(listed):
+            if device is not host and options[i]:
+                options[i] = Support.no(reason)
 
 
 class InferenceSession:
@@ -120,6 +137,7 @@ class InferenceSession:
                 self.model, conversion = converted, f"converted from ai.onnx opset {current} to {target}"
                 nodes = self.model.node_infos()
                 answers = {n.name: [d.backend.supports(n, d.spec) for d in listed] for n in nodes}
+        _keep_host_values_on_host(nodes, listed, answers, self.host)
         host_nodes = shape_only_nodes(nodes, self.model.initializers)
         graph_outputs = [o.name for o in self.model.outputs]
         if placement == "priority":
@@ -138,6 +156,10 @@ class InferenceSession:
         self.plan.opset_conversion = conversion
         self._output_names = graph_outputs
         self._fast_session = self._single_host_session()
+        # The fast path feeds the program directly, which refuses inputs no node reads (onnxruntime
+        # drops them from its session); None when it reads them all.
+        read = self._steps[0].executable.program.input_names if self._fast_session is not None else None
+        self._fast_feeds = read if read is not None and len(read) != len(self.model.inputs) else None
 
     # -- building ------------------------------------------------------------------------------
     def _node_seconds(self, node: NodeInfo, device: Device) -> float:
@@ -239,12 +261,14 @@ class InferenceSession:
         names = self._check_output_names(output_names)
         feeds = validate_feeds(self.model, input_feed)
         if self._fast_session is not None:
+            if self._fast_feeds is not None:
+                feeds = {name: feeds[name] for name in self._fast_feeds}
             recording = profiler.active()
             if recording is None:
                 return self._fast_session.run(names, feeds)
             with recording.span(self._steps[0].partition.name, self.host.name, "compute"):
                 return self._fast_session.run(names, feeds)
-        results = self._execute({name: as_tensor(value) for name, value in feeds.items()}, names)
+        results = self._execute({name: as_value(value) for name, value in feeds.items()}, names)
         # host results are the arrays onnxruntime returned: hand them over without a copy
         return [t.host_view() if t.device is self.host else t.numpy() for t in (results[n] for n in names)]
 
@@ -258,6 +282,11 @@ class InferenceSession:
         for name, value in feeds.items():
             if name not in expected:
                 raise InvalidInputError(f"'{name}' is not an input of this model; inputs are {', '.join(expected)}")
+            if not expected[name].is_tensor:
+                if not isinstance(value, HostValue):
+                    raise InvalidInputError(f"input '{name}' is {expected[name].kind}: pass hal.backend.HostValue(value) here, or use run()")
+                checked[name] = value
+                continue
             if not isinstance(value, DeviceTensor):
                 raise InvalidInputError(f"input '{name}': run_with_tensors takes hal.DeviceTensor values (hal.tensor(x, device=...)); use run() for numpy")
             check_feed(expected[name], value.shape, value.dtype, bindings=bindings)

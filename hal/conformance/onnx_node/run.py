@@ -4,6 +4,7 @@ implementation. Outputs are compared by onnx's own backend-test comparison."""
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +73,7 @@ def claimed(case: NodeCase, device_name: str) -> str:
     reasons for the nodes it lacks."""
     from ...graph.model import load_model
     from ...graph.placement import shape_only_nodes
+    from ...graph.values import host_only_reason
     from ...registry import device as get_device
 
     device = get_device(device_name)
@@ -83,7 +85,10 @@ def claimed(case: NodeCase, device_name: str) -> str:
         if node.name in on_host:
             continue
         answer = device.backend.supports(node, device.spec)
-        if not answer:
+        host_only = host_only_reason(node) if device.spec.kind != "cpu" else None
+        if host_only:
+            reasons.append(f"{node.op_type}: {host_only}")
+        elif not answer:
             reasons.append(f"{node.op_type}: {answer.reason}")
         elif answer.slow:  # strict sessions refuse slow paths too
             reasons.append(f"{node.op_type}: only a slow path runs it ({answer.note}), which strict mode refuses")
@@ -102,7 +107,10 @@ def _run_onnxruntime(case: NodeCase) -> Sequence[Any]:
 
     session = ort.InferenceSession(case.model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
-    return session.run(None, dict(zip(names, case.inputs)))
+    # onnxruntime's Python API refuses numpy scalars (np.float32(0.5)) where it takes 0-d arrays; a
+    # user would pass the array, and hal's sessions take both, so the baseline gets arrays too
+    values = [np.asarray(v) if isinstance(v, np.generic) else v for v in case.inputs]
+    return session.run(None, dict(zip(names, values)))
 
 
 def _run_reference(case: NodeCase) -> Sequence[Any]:
@@ -150,7 +158,9 @@ def run_case(case: NodeCase, target: Target) -> CaseResult:
     tolerance = ""
     error = ""
     try:
-        with np.errstate(all="ignore"):
+        # a case may take a slow path on purpose (hal warns users of it): the report says what ran
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             if target.device is not None:
                 got = _run_hal(case, target)
             elif target.name == "onnxruntime":
