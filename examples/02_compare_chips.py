@@ -44,6 +44,7 @@ def main() -> None:
 
     results = {}
     fallbacks = []
+    rewrites = []
     print(f"  {'device':<9} {'max |diff| vs cpu':>18} {'simulated':>12} {'wall':>10}  fell back to cpu")
     for device in DEVICES:
         # a one-device list: the CPU is added last automatically, so unsupported nodes fall back
@@ -54,6 +55,8 @@ def main() -> None:
         diff = float(np.abs(output - results["cpu"]).max())
         simulated = f"{simulated_ms:9.3f} ms" if simulated_ms is not None else "          -"
         fallbacks += sess.plan.fallbacks  # (node, wanted device, reason)
+        if sess.plan.fusions:  # what the session changed so the chip runs the model as one piece
+            rewrites.append((device, sess.plan.fusions))
         fell_back = ", ".join(node for node, _, _ in sess.plan.fallbacks) or "-"
         print(f"  {device:<9} {diff:18.2e} {simulated:>12} {wall_ms:7.2f} ms  {fell_back}")
 
@@ -63,6 +66,8 @@ def main() -> None:
     print("  kunlun:0  fully connected layers (MatMul, Gemm) quantized to int16, as Paddle's XPU does")
     for node, device, reason in fallbacks:
         print(f"Fell back: {node} not on {device}: {reason}")
+    for device, what in rewrites:
+        print(f"Rewrote for {device}: {what}")
     print("Simulated time is the model of what the real card would take (roofline per node, host link")
     print("copies included); wall time is what this machine spent emulating it.")
 

@@ -117,7 +117,12 @@ class GraphIndex:
                     if extra in self.initializers and extra not in seen:
                         seen.add(extra)
                         used_initializers.append(self.initializers[extra])
-        graph = onnx.GraphProto(name=name)
+        # built in place inside the model: handing a finished GraphProto to ModelProto would copy
+        # every weight a second time
+        model = onnx.ModelProto(ir_version=self.model.ir_version)
+        model.opset_import.extend(self.model.opset_import)
+        graph = model.graph
+        graph.name = name
         rewritten = set(shape_only)
         for n in nodes:
             read = n.proto.input[0] if n.proto.input else ""
@@ -134,8 +139,6 @@ class GraphIndex:
         graph.initializer.extend(used_initializers)
         internal = [n for n in produced if n in self.value_info and n not in set(outputs)]
         graph.value_info.extend(self.value_info[n] for n in internal)
-        model = onnx.ModelProto(ir_version=self.model.ir_version, graph=graph)
-        model.opset_import.extend(self.model.opset_import)
         return model
 
     def _shape_info(self, name: str) -> onnx.ValueInfoProto:

@@ -345,9 +345,11 @@ class HostProgram:
         elif all(engine == "onnxruntime" for engine in engines):
             self._segments = [_Segment(model, nodes, False, threads, spinning)]
         else:
+            # Each onnxruntime segment has its own thread pool; spinning workers of one would take
+            # the cores the next segment needs (CompileOptions.intra_op_spinning), so they wait.
             self._segments = [
                 _KernelSegment(sub, members, kernel_backend) if engine == "kernel"
-                else _Segment(sub, members, engine == "reference", threads, spinning)
+                else _Segment(sub, members, engine == "reference", threads, False)
                 for sub, members, engine in _split_by_engine(model, nodes, engines)
             ]
         self.slow = any(segment.slow for segment in self._segments)

@@ -637,7 +637,16 @@ def _infer(proto: onnx.ModelProto, source: str, *, path: pathlib.Path | None = N
 
     def run(strict: bool) -> onnx.ModelProto:
         if path is None:
-            return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=strict, data_prop=True)
+            skeleton = _without_weights(proto)
+            inferred = onnx.shape_inference.infer_shapes(skeleton, check_type=True, strict_mode=strict, data_prop=True)
+            if skeleton is proto:
+                return inferred
+            # what inference adds: value types (main graph and, inside nodes, subgraphs) and outputs
+            graph = proto.graph
+            for field in ("value_info", "node", "output"):
+                del getattr(graph, field)[:]
+                getattr(graph, field).extend(getattr(inferred.graph, field))
+            return proto
         with tempfile.TemporaryDirectory(prefix="hal-infer-") as folder:
             inferred = os.path.join(folder, "inferred.onnx")
             onnx.shape_inference.infer_shapes_path(str(path), inferred, True, strict, True)
@@ -652,6 +661,49 @@ def _infer(proto: onnx.ModelProto, source: str, *, path: pathlib.Path | None = N
         if not (_blames_other_domain(failure, proto.graph) or _blames_function_body(failure)):
             break
     raise InvalidModelError(f"{source}: shape inference failed: {failure}")
+
+
+_WEIGHT_ELEMENTS = 4096
+"""Initializers above this many elements are declared, not sent, to onnx's shape inference: it
+needs their types and shapes, and the values only of the small integer tensors that shapes are
+computed from."""
+
+
+def _without_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of `proto` whose big initializers are graph inputs of the same type and shape (no
+    data), or `proto` itself when it holds no big ones. onnx's shape inference serializes the
+    model it is given: for BERT-base that is 440 MB and three seconds per call, a session makes
+    several (load, rewrites, each simulated partition), and the weights change no inferred type."""
+    graph = proto.graph
+    big = [t for t in graph.initializer if _element_count(t) > _WEIGHT_ELEMENTS]
+    if not big:
+        return proto
+    skeleton = onnx.ModelProto()
+    for field in ("ir_version", "producer_name", "producer_version", "domain", "model_version", "doc_string"):
+        setattr(skeleton, field, getattr(proto, field))
+    skeleton.opset_import.extend(proto.opset_import)
+    skeleton.functions.extend(proto.functions)
+    target = skeleton.graph
+    target.name = graph.name
+    target.node.extend(graph.node)
+    target.input.extend(graph.input)
+    target.output.extend(graph.output)
+    target.value_info.extend(graph.value_info)
+    target.sparse_initializer.extend(graph.sparse_initializer)
+    moved = {t.name for t in big}
+    target.initializer.extend(t for t in graph.initializer if t.name not in moved)
+    declared = {i.name for i in graph.input}
+    target.input.extend(
+        onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in big if t.name not in declared
+    )
+    return skeleton
+
+
+def _element_count(tensor: onnx.TensorProto) -> int:
+    count = 1
+    for d in tensor.dims:
+        count *= d
+    return count
 
 
 def _blames_other_domain(message: str, graph: onnx.GraphProto) -> bool:

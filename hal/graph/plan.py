@@ -53,6 +53,9 @@ class Plan:
     estimated_by_device: dict[str, float] = field(default_factory=dict)
     opset_conversion: str = ""
     """Set when a listed device runs some op only from a newer ai.onnx opset than the model's."""
+    fusions: str = ""
+    """Set when the session folded fixed shapes into constants (hal/graph/fold.py) or fused node
+    patterns (hal/graph/fusion.py) for a listed chip."""
 
     @property
     def assignments(self) -> dict[str, str]:
@@ -75,6 +78,8 @@ class Plan:
                  f"{len(self.nodes)} nodes in {len(self.partitions)} partition(s)"]
         if self.opset_conversion:
             lines.append(f"Model {self.opset_conversion}, as a listed device needs")
+        if self.fusions:
+            lines.append(f"Rewrote for the listed chips: {self.fusions}")
         width = max((len(n.name) for n in self.nodes), default=4)
         op_width = max((len(n.op) for n in self.nodes), default=2)
         lines.append("")
@@ -115,6 +120,7 @@ class Plan:
             "estimated_total_s": self.estimated_total_s,
             "dynamic_shapes": self.dynamic_shapes,
             "opset_conversion": self.opset_conversion,
+            "fusions": self.fusions,
         }
 
     def to_json(self) -> str:

@@ -25,6 +25,8 @@ from ..errors import HalError, InvalidArgumentError, InvalidInputError
 from ..registry import device as get_device, default_device
 from ..tensor import DeviceTensor, as_tensor
 from .capability import CompileOptions, NodeInfo, Support, TensorInfo
+from .fold import fold_static_shapes
+from .fusion import fuse_erf_gelu
 from .extract import SHAPE_SUFFIX, GraphIndex, metadata_only_inputs
 from .model import LoadedModel, check_feed, load_generated, load_model, upgrade_opset, validate_feeds
 from .partition import Partition, partition
@@ -66,6 +68,15 @@ class _Step:
     """Tensors no later step reads: dropped once this step ran, so device memory is reused."""
     shape_only: frozenset[str] = frozenset()
     """Inputs of a host step that only Shape/Size read: fed as their shape, the data stays put."""
+
+
+def _lacks_erf(nodes: Sequence[NodeInfo], listed: Sequence[Device], answers: dict[str, list[Support]], host: Device) -> bool:
+    """Whether a listed chip has no Erf for one of the model's Erf nodes."""
+    return any(
+        not answer and device is not host
+        for node in nodes if node.op_type == "Erf" and node.domain == ""
+        for device, answer in zip(listed, answers[node.name])
+    )
 
 
 def _keep_host_values_on_host(nodes: Sequence[NodeInfo], listed: Sequence[Device],
@@ -124,6 +135,17 @@ class InferenceSession:
 
         self.model: LoadedModel = load_model(model)
         nodes = self.model.node_infos()
+        folded = 0
+        if any(d is not self.host for d in listed):  # fixed shapes as weights: no host step between a chip's layers
+            # A fold can fix shapes inference left unknown (a Reshape whose shape input it made
+            # constant), so fold again over the re-inferred model until nothing changes.
+            while True:
+                proto, count = fold_static_shapes(self.model.proto, nodes, self.model.initializers)
+                if not count:
+                    break
+                folded += count
+                self.model = load_generated(proto)
+                nodes = self.model.node_infos()
         answers = {n.name: [d.backend.supports(n, d.spec) for d in listed] for n in nodes}
         conversion = ""
         target = max((s.needs_opset for options in answers.values() for s in options if s.needs_opset), default=None)
@@ -135,6 +157,14 @@ class InferenceSession:
                 conversion = f"kept ai.onnx opset {current}: converting to {target} failed ({exc})"
             else:
                 self.model, conversion = converted, f"converted from ai.onnx opset {current} to {target}"
+                nodes = self.model.node_infos()
+                answers = {n.name: [d.backend.supports(n, d.spec) for d in listed] for n in nodes}
+        fusions = f"{folded} shape computation node(s) into constants" if folded else ""
+        if _lacks_erf(nodes, listed, answers, self.host):  # GELU as one kernel, on the chip that has no Erf
+            fused, count = fuse_erf_gelu(self.model.proto)
+            if count:
+                self.model = load_generated(fused)
+                fusions = "; ".join(filter(None, [fusions, f"{count} erf-GELU pattern(s) into com.hal::FusedGelu"]))
                 nodes = self.model.node_infos()
                 answers = {n.name: [d.backend.supports(n, d.spec) for d in listed] for n in nodes}
         _keep_host_values_on_host(nodes, listed, answers, self.host)
@@ -154,6 +184,7 @@ class InferenceSession:
         self._steps = self._compile(partitions, index, by_name)
         self.plan = self._make_plan(nodes, answers, placed, partitions, by_name, placement)
         self.plan.opset_conversion = conversion
+        self.plan.fusions = fusions
         self._output_names = graph_outputs
         self._fast_session = self._single_host_session()
         # The fast path feeds the program directly, which refuses inputs no node reads (onnxruntime

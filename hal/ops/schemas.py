@@ -105,21 +105,25 @@ def _schema(domain: str, op: str, attributes: dict[str, str]):
 
 
 def _infer_outputs(domain: str, op: str, attribute_names: list[str], ctx):
-    """The kernel's infer() on the node's input types and static shapes (None when some is unknown
-    or no kernel takes that dtype)."""
+    """The kernel's infer() on the node's input types and shapes: [(dtype, dims)] where a dim is a
+    size, a symbolic name or None (unknown); None when an input's rank is unknown or no kernel
+    takes that dtype.
+
+    Kernels infer from concrete sizes, so an unknown or symbolic input dim ("batch") is given as
+    a stand-in size, twice with different stand-ins: an output dim that equals its stand-in both
+    times is that input dim, one that is the same both times is a real size, and one that moves
+    with the stand-ins is unknown."""
     from ..errors import HalError
     from .registry import find, registry
 
-    inputs = []
+    inputs = []  # (dtype, [size or symbol or None])
     for i in range(ctx.get_num_inputs()):
         t = ctx.get_input_type(i)
         if t is None or not t.HasField("tensor_type") or not t.tensor_type.HasField("shape"):
             return None
-        dims = t.tensor_type.shape.dim
-        if not all(d.HasField("dim_value") for d in dims):
-            return None
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.tensor_type.shape.dim]
         try:
-            inputs.append((str(DType.from_onnx(t.tensor_type.elem_type)), tuple(d.dim_value for d in dims)))
+            inputs.append((str(DType.from_onnx(t.tensor_type.elem_type)), dims))
         except HalError:
             return None
     if not inputs:
@@ -133,12 +137,49 @@ def _infer_outputs(domain: str, op: str, attribute_names: list[str], ctx):
     if not backends:
         return None
     kernel = find(domain, op, "cpu" if "cpu" in backends else backends[0], inputs[0][0])
-    try:
-        return kernel.infer(inputs, attrs)
-    except HalError as exc:
-        import onnx
+    unknown = [(i, axis) for i, (_, dims) in enumerate(inputs) for axis, d in enumerate(dims) if not isinstance(d, int)]
 
-        raise onnx.shape_inference.InferenceError(f"[ShapeInferenceError] {exc}") from None
+    def infer(stand_in: int):
+        # one stand-in per distinct symbol (two inputs' "batch" stay equal), one per unknown dim
+        sizes: dict = {}
+        concrete = []
+        for i, (dtype, dims) in enumerate(inputs):
+            shape = []
+            for axis, d in enumerate(dims):
+                if isinstance(d, int):
+                    shape.append(d)
+                else:
+                    key = d if d is not None else (i, axis)
+                    shape.append(sizes.setdefault(key, stand_in + 16 * len(sizes)))
+            concrete.append((dtype, tuple(shape)))
+        try:
+            return kernel.infer(concrete, attrs), {v: k for k, v in sizes.items()}
+        except HalError as exc:
+            if unknown:  # a stand-in the kernel rejects (not divisible...): leave the shape unknown
+                return None, {}
+            import onnx
+
+            raise onnx.shape_inference.InferenceError(f"[ShapeInferenceError] {exc}") from None
+
+    first, names = infer(1009)
+    if not unknown or first is None:
+        return first if not unknown else None
+    second, _ = infer(2003)
+    if second is None or len(second) != len(first):
+        return None
+    specs = []
+    for (dtype, a), (_, b) in zip(first, second):
+        dims = []
+        for x, y in zip(a, b):
+            if x == y:
+                dims.append(x)
+            elif x in names:
+                key = names[x]
+                dims.append(key if isinstance(key, str) else None)
+            else:
+                dims.append(None)
+        specs.append((dtype, dims))
+    return specs
 
 
 def _attribute_value(attribute):

@@ -205,23 +205,35 @@ def _int16_reference(x: np.ndarray) -> tuple[np.ndarray, np.float32]:
     return q, F32(peak / F32(32767))
 
 
-def _kunlun_reference(a, b):
+def _kunlun_reference(a, b, alpha=1.0, bias=None):
+    """(the int16 FC result with an exact integer sum, the float32 rounding bound around it): the
+    levels' products summed in float32 round by at most K * 2**-24 of sum |products| (Higham's
+    gamma_K), dequantized and biased in float32 (a few ulps more)."""
     qa, sa = _int16_reference(a)
     qb, sb = _int16_reference(b)
-    return (qa @ qb).astype(F32) * F32(sa * sb)
+    k = a.shape[-1]
+    scale = F32(sa * sb) * F32(alpha)
+    exact = (qa @ qb).astype(F32) * scale
+    bound = (k * 2.0**-24) * (np.abs(qa) @ np.abs(qb)).astype(np.float64) * float(scale)
+    if bias is not None:
+        exact = exact + bias
+    return exact, bound + 4 * np.spacing(np.abs(exact)).astype(np.float64)
 
 
-def _assert_within_one_ulp(out, expected):
+def _assert_int16_fc(out, expected_and_bound, float_result):
+    expected, bound = expected_and_bound
     assert out.dtype == expected.dtype == F32
-    assert np.all(np.abs(out - expected) <= np.spacing(np.abs(expected))), np.abs(out - expected).max()
+    error = np.abs(out.astype(np.float64) - expected)
+    assert np.all(error <= bound), (error - bound).max()
+    # what a user sees is the int16 quantization, not the accumulator: its error is far larger
+    assert np.abs(expected - float_result).max() > 10 * error.max()
 
 
 def test_kunlun_matmul_is_int16_quantized_by_default():
     assert KUNLUN.default_precision_mode == "int16"
     emulated = _emulate(_matmul_model(), KUNLUN)
     out = _run(emulated.model, {"a": A, "b": B})["y"]
-    _assert_within_one_ulp(out, _kunlun_reference(A, B))
-    assert np.abs(out - A @ B).max() > 0
+    _assert_int16_fc(out, _kunlun_reference(A, B), A @ B)
     assert emulated.compute_dtypes["mm"] == "int16"
 
 
@@ -231,7 +243,7 @@ def test_kunlun_batched_matmul_quantizes_each_operand_per_tensor():
                    [("a", TensorProto.FLOAT, [3, 4, 20]), ("b", TensorProto.FLOAT, [20, 6])], [("y", TensorProto.FLOAT, [3, 4, 6])])
     b = RNG.standard_normal((20, 6)).astype(F32)
     out = _run(_emulate(model, KUNLUN_P800).model, {"a": a, "b": b})["y"]
-    _assert_within_one_ulp(out, _kunlun_reference(a, b))
+    _assert_int16_fc(out, _kunlun_reference(a, b), a @ b)
 
 
 def test_kunlun_gemm_with_transposes_alpha_beta_and_bias():
@@ -240,9 +252,7 @@ def test_kunlun_gemm_with_transposes_alpha_beta_and_bias():
                    [("a", TensorProto.FLOAT, [12, 7]), ("b", TensorProto.FLOAT, [9, 12]), ("c", TensorProto.FLOAT, [7, 9])],
                    [("y", TensorProto.FLOAT, [7, 9])])
     out = _run(_emulate(model, KUNLUN).model, {"a": a, "b": b, "c": c})["y"]
-    expected = _kunlun_reference(a.T, b.T) * F32(0.5) + c * F32(2.0)
-    _assert_within_one_ulp(out, expected)
-    assert np.abs(out - (0.5 * a.T @ b.T + 2 * c)).max() > 0
+    _assert_int16_fc(out, _kunlun_reference(a.T, b.T, alpha=0.5, bias=c * F32(2.0)), 0.5 * a.T @ b.T + 2 * c)
 
 
 @pytest.mark.parametrize("precision", ["float", "int31"])
@@ -337,7 +347,7 @@ def test_rewrites_hold_across_opsets(opset):
                     ("j", TensorProto.INT64, [2])], [("y", TensorProto.FLOAT, [16, 8]), ("k", TensorProto.INT64, [2])], opset=opset)
     emulated = _emulate(model, KUNLUN, narrow_int64={"add"})
     values = _run(emulated.model, {"a": A, "b": B, "i": np.array([1, 2**40], np.int64), "j": np.array([1, 1], np.int64)})
-    _assert_within_one_ulp(values["y"], _kunlun_reference(A, B))
+    _assert_int16_fc(values["y"], _kunlun_reference(A, B), A @ B)
     with pytest.raises(hal.DeviceError, match="'i' holds 1099511627776"):
         check_overflow(emulated, values, "kunlun:0")
 
