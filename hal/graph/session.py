@@ -143,9 +143,12 @@ class InferenceSession:
                 proto, count = fold_static_shapes(self.model.proto, nodes, self.model.initializers)
                 if not count:
                     break
+                try:
+                    refolded = load_generated(proto)
+                except HalError:  # an optimisation only: the model as loaded still runs
+                    break
                 folded += count
-                self.model = load_generated(proto)
-                nodes = self.model.node_infos()
+                self.model, nodes = refolded, refolded.node_infos()
         answers = {n.name: [d.backend.supports(n, d.spec) for d in listed] for n in nodes}
         conversion = ""
         target = max((s.needs_opset for options in answers.values() for s in options if s.needs_opset), default=None)
@@ -162,8 +165,12 @@ class InferenceSession:
         fusions = f"{folded} shape computation node(s) into constants" if folded else ""
         if _lacks_erf(nodes, listed, answers, self.host):  # GELU as one kernel, on the chip that has no Erf
             fused, count = fuse_erf_gelu(self.model.proto)
-            if count:
-                self.model = load_generated(fused)
+            try:
+                fused_model = load_generated(fused) if count else None
+            except HalError:  # an optimisation only: the Erf then falls back as written
+                fused_model = None
+            if fused_model is not None:
+                self.model = fused_model
                 fusions = "; ".join(filter(None, [fusions, f"{count} erf-GELU pattern(s) into com.hal::FusedGelu"]))
                 nodes = self.model.node_infos()
                 answers = {n.name: [d.backend.supports(n, d.spec) for d in listed] for n in nodes}
