@@ -31,12 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from ..dtypes import dtype as as_dtype
+from ..datafile import read_toml
 from ..errors import BackendError, UnsupportedDTypeError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = ["MODES", "ToleranceRule", "ExpectedFailure", "Expectations", "load_expectations", "expectations_for"]
 
@@ -120,25 +116,26 @@ def _unknown_keys(path: Path, where: str, entry: Mapping[str, Any], allowed: set
         raise _fail(path, where, f"unknown key(s) {', '.join(extra)}; allowed: {', '.join(sorted(allowed))}")
 
 
+def _tables(path: Path, data: dict[str, Any], key: str, allowed: set[str]):
+    """(where, entry) for each [[key]] table of the file, once it is a table of known keys."""
+    for i, entry in enumerate(data.get(key, [])):
+        where = f"{key} #{i + 1}"
+        if not isinstance(entry, dict):
+            raise _fail(path, where, f"must be a table ([[{key}]])")
+        _unknown_keys(path, where, entry, allowed)
+        yield where, entry
+
+
 def load_expectations(path: str | Path, known_tests: Iterable[str] | None = None) -> Expectations:
     """Reads and validates a conformance.toml. known_tests, when given, are the node tests of the
     installed onnx: an entry naming another test is an error (a typo, or a test onnx renamed)."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BackendError(f"conformance data {path}: cannot read it ({exc.strerror or exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise BackendError(f"conformance data {path}: not valid TOML ({exc})") from None
+    data = read_toml(path, "conformance data")
     if data.get("schema") != 1:
         raise _fail(path, "top level", f"'schema' must be 1, got {data.get('schema')!r}")
     _unknown_keys(path, "top level", data, _TOP_KEYS)
     rules = []
-    for i, entry in enumerate(data.get("tolerance", [])):
-        where = f"tolerance #{i + 1}"
-        if not isinstance(entry, dict):
-            raise _fail(path, where, "must be a table ([[tolerance]])")
-        _unknown_keys(path, where, entry, _RULE_KEYS)
+    for where, entry in _tables(path, data, "tolerance", _RULE_KEYS):
         ops = _strings(path, where, entry.get("ops"), "ops")
         names = _strings(path, where, entry.get("dtypes"), "dtypes")
         try:
@@ -154,11 +151,7 @@ def load_expectations(path: str | Path, known_tests: Iterable[str] | None = None
         rules.append(ToleranceRule(frozenset(ops), dtypes, rtol, atol, _reason(path, where, entry)))
     known = set(known_tests) if known_tests is not None else None
     failures: dict[tuple[str, str], ExpectedFailure] = {}
-    for i, entry in enumerate(data.get("expected_failure", [])):
-        where = f"expected_failure #{i + 1}"
-        if not isinstance(entry, dict):
-            raise _fail(path, where, "must be a table ([[expected_failure]])")
-        _unknown_keys(path, where, entry, _XFAIL_KEYS)
+    for where, entry in _tables(path, data, "expected_failure", _XFAIL_KEYS):
         tests = _strings(path, where, entry.get("tests"), "tests")
         modes = entry.get("modes", list(MODES))
         if not isinstance(modes, list) or not modes or any(m not in MODES for m in modes):

@@ -6,11 +6,12 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..datafile import read_toml
 from ..dtypes import DType, dtype as as_dtype
 from ..errors import BackendError, UnsupportedDTypeError
 from ..graph.capability import NodeInfo, Support
 from ..graph.host import formal_types, since_version
-from .spec import ChipSpec, tomllib
+from .spec import ChipSpec
 
 __all__ = ["OpRow", "OpTable", "load_op_table"]
 
@@ -103,10 +104,7 @@ def _dtypes(path: Path, key: str, names: object) -> frozenset[DType]:
 @functools.lru_cache(maxsize=None)
 def load_op_table(path: str | Path) -> OpTable:
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise BackendError(f"op table {path}: {exc}") from None
+    data = read_toml(path, "op table")
     if data.get("schema") != 1:
         raise BackendError(f"op table {path}: schema must be 1")
     rows: dict[tuple[str, str], OpRow] = {}

@@ -8,20 +8,15 @@ not exist yet: point HAL_SIM_DEVICES at the file (HAL_SIM_DEVICES=ascend=1:/path
 from __future__ import annotations
 
 import functools
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..device import DeviceSpec
 from ..dtypes import DType, dtype as as_dtype
+from ..datafile import read_toml
 from ..errors import BackendError, UnsupportedDTypeError
 from ..memory import AllocationRule
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 __all__ = ["Figure", "ChipSpec", "load_chip_spec", "find_chip_spec", "list_chip_specs"]
 
@@ -167,12 +162,7 @@ def load_chip_spec(path: str | Path) -> ChipSpec:
 
 @functools.lru_cache(maxsize=None)
 def _load(path: Path) -> ChipSpec:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BackendError(f"chip spec {path}: cannot read it: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise BackendError(f"chip spec {path}: not valid TOML: {exc}") from None
+    data = read_toml(path, "chip spec")
     r = _Reader(path, data)
     if data.get("schema") != SCHEMA_VERSION:
         raise r.fail("schema", f"must be {SCHEMA_VERSION}, got {data.get('schema')!r}")
