@@ -7,7 +7,7 @@ import onnx
 
 from .capability import NodeInfo
 
-__all__ = ["GraphIndex", "implicit_inputs", "metadata_only_inputs", "SHAPE_SUFFIX"]
+__all__ = ["GraphIndex", "implicit_inputs", "metadata_only_inputs", "with_nodes", "SHAPE_SUFFIX"]
 
 SHAPE_SUFFIX = "::shape"
 """A metadata-only input `t` is fed as the int64 tensor `t::shape`, never as its data."""
@@ -25,6 +25,23 @@ def implicit_inputs(node: onnx.NodeProto) -> set[str]:
                 found |= {name for name in inner.input if name and name not in defined}
                 found |= implicit_inputs(inner) - defined
     return found
+
+
+def with_nodes(model: onnx.ModelProto, nodes: Iterable[onnx.NodeProto], gone: Iterable[str] = (),
+               initializers: Iterable[onnx.TensorProto] = ()) -> onnx.ModelProto:
+    """A copy of `model` whose main graph has `nodes` and these added `initializers`, without the
+    value infos of the values in `gone` (computed by nodes the rewrite removed)."""
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    graph = result.graph
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(initializers)
+    gone = set(gone)
+    kept = [v for v in graph.value_info if v.name not in gone]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    return result
 
 
 def metadata_only_inputs(nodes: Sequence[NodeInfo], inputs: Sequence[str]) -> list[str]:

@@ -20,11 +20,13 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..errors import HalError
 from .capability import NodeInfo
-from .extract import implicit_inputs
+from .extract import implicit_inputs, with_nodes
+from .model import LoadedModel, load_generated
 from .placement import shape_only_nodes
 
-__all__ = ["fold_static_shapes"]
+__all__ = ["fold_static_shapes", "fold_until_stable"]
 
 
 def fold_static_shapes(model: onnx.ModelProto, nodes: Sequence[NodeInfo], initializers: frozenset[str]) -> tuple[onnx.ModelProto, int]:
@@ -65,16 +67,29 @@ def fold_static_shapes(model: onnx.ModelProto, nodes: Sequence[NodeInfo], initia
             values.update(_evaluate(model, arithmetic, known, [w for w in wanted if w not in known]))
         except Exception:  # noqa: BLE001 - an op the reference cannot fold: keep the model as it is
             return model, 0
-    result = onnx.ModelProto()
-    result.CopyFrom(model)
-    del result.graph.node[:]
-    result.graph.node.extend(n for n in model.graph.node if n.name not in folded_names)
-    result.graph.initializer.extend(numpy_helper.from_array(np.asarray(values[name]), name) for name in wanted)
-    gone = {t.name for n in folded for t in n.outputs}
-    kept = [v for v in result.graph.value_info if v.name not in gone]
-    del result.graph.value_info[:]
-    result.graph.value_info.extend(kept)
+    result = with_nodes(
+        model, (n for n in model.graph.node if n.name not in folded_names),
+        gone=(t.name for n in folded for t in n.outputs),
+        initializers=(numpy_helper.from_array(np.asarray(values[name]), name) for name in wanted),
+    )
     return result, len(folded)
+
+
+def fold_until_stable(loaded: LoadedModel) -> tuple[LoadedModel, int]:
+    """`loaded` with every fixed shape computation folded, and how many nodes that removed. A
+    fold can fix shapes inference left unknown (a Reshape whose shape input it made constant), so
+    it folds again over the re-inferred model until nothing changes. Folding is an optimisation:
+    a rewrite that does not load again stops it, and the model as it was still runs."""
+    folded = 0
+    while True:
+        proto, count = fold_static_shapes(loaded.proto, loaded.node_infos(), loaded.initializers)
+        if not count:
+            return loaded, folded
+        try:
+            loaded = load_generated(proto)
+        except HalError:
+            return loaded, folded
+        folded += count
 
 
 def _shape_value(node: NodeInfo, shape: tuple[int, ...]) -> np.ndarray:

@@ -11,10 +11,11 @@ device lacks Erf: a CPU-only session keeps the model as written (onnxruntime fus
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 import onnx
 from onnx import helper, numpy_helper
+
+from .extract import with_nodes
 
 __all__ = ["fuse_erf_gelu"]
 
@@ -112,24 +113,15 @@ def fuse_erf_gelu(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     if not fused:
         return model, 0
     replacement = {id(nodes[-1]): (x, nodes, y) for x, nodes, y in fused}
-    result = onnx.ModelProto()
-    result.CopyFrom(model)
-    del result.graph.node[:]
+    kept = []
     for node in model.graph.node:
         if id(node) in replacement:
             x, nodes, y = replacement[id(node)]
-            result.graph.node.append(helper.make_node(
+            kept.append(helper.make_node(
                 "FusedGelu", [x], [y], name=f"{nodes[1].name or y}/FusedGelu", domain="com.hal", approximate="none"))
         elif id(node) not in taken:
-            result.graph.node.append(node)
-    _drop_value_info(result.graph, (n.output[0] for _, nodes, _ in fused for n in nodes[:-1]))
+            kept.append(node)
+    result = with_nodes(model, kept, gone=(n.output[0] for _, nodes, _ in fused for n in nodes[:-1]))
     if not any(o.domain == "com.hal" for o in result.opset_import):
         result.opset_import.append(helper.make_opsetid("com.hal", 1))
     return result, len(fused)
-
-
-def _drop_value_info(graph: onnx.GraphProto, names: Iterable[str]) -> None:
-    gone = set(names)
-    kept = [v for v in graph.value_info if v.name not in gone]
-    del graph.value_info[:]
-    graph.value_info.extend(kept)

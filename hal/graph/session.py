@@ -25,9 +25,9 @@ from ..errors import HalError, InvalidArgumentError, InvalidInputError
 from ..registry import device as get_device, default_device
 from ..tensor import DeviceTensor, as_tensor
 from .capability import CompileOptions, NodeInfo, Support, TensorInfo
-from .fold import fold_static_shapes
-from .fusion import fuse_erf_gelu
 from .extract import SHAPE_SUFFIX, GraphIndex, metadata_only_inputs
+from .fold import fold_until_stable
+from .fusion import fuse_erf_gelu
 from .model import LoadedModel, check_feed, load_generated, load_model, upgrade_opset, validate_feeds
 from .partition import Partition, partition
 from .placement import place_cost, place_priority, shape_only_nodes, tensor_bytes, transfer_seconds
@@ -137,19 +137,13 @@ class InferenceSession:
         nodes = self.model.node_infos()
         folded = 0
         if any(d is not self.host for d in listed):  # fixed shapes as weights: no host step between a chip's layers
-            # A fold can fix shapes inference left unknown (a Reshape whose shape input it made
-            # constant), so fold again over the re-inferred model until nothing changes.
-            while True:
-                proto, count = fold_static_shapes(self.model.proto, nodes, self.model.initializers)
-                if not count:
-                    break
-                try:
-                    refolded = load_generated(proto)
-                except HalError:  # an optimisation only: the model as loaded still runs
-                    break
-                folded += count
-                self.model, nodes = refolded, refolded.node_infos()
-        answers = {n.name: [d.backend.supports(n, d.spec) for d in listed] for n in nodes}
+            self.model, folded = fold_until_stable(self.model)
+            nodes = self.model.node_infos()
+
+        def capability(nodes: list[NodeInfo]) -> dict[str, list[Support]]:
+            return {n.name: [d.backend.supports(n, d.spec) for d in listed] for n in nodes}
+
+        answers = capability(nodes)
         conversion = ""
         target = max((s.needs_opset for options in answers.values() for s in options if s.needs_opset), default=None)
         if target is not None:  # a device runs some op only from a newer opset: convert, as the model means the same
@@ -161,7 +155,7 @@ class InferenceSession:
             else:
                 self.model, conversion = converted, f"converted from ai.onnx opset {current} to {target}"
                 nodes = self.model.node_infos()
-                answers = {n.name: [d.backend.supports(n, d.spec) for d in listed] for n in nodes}
+                answers = capability(nodes)
         fusions = f"{folded} shape computation node(s) into constants" if folded else ""
         if _lacks_erf(nodes, listed, answers, self.host):  # GELU as one kernel, on the chip that has no Erf
             fused, count = fuse_erf_gelu(self.model.proto)
@@ -173,7 +167,7 @@ class InferenceSession:
                 self.model = fused_model
                 fusions = "; ".join(filter(None, [fusions, f"{count} erf-GELU pattern(s) into com.hal::FusedGelu"]))
                 nodes = self.model.node_infos()
-                answers = {n.name: [d.backend.supports(n, d.spec) for d in listed] for n in nodes}
+                answers = capability(nodes)
         _keep_host_values_on_host(nodes, listed, answers, self.host)
         host_nodes = shape_only_nodes(nodes, self.model.initializers)
         graph_outputs = [o.name for o in self.model.outputs]

@@ -162,8 +162,10 @@ def _infer_outputs(domain: str, op: str, attribute_names: list[str], ctx):
             raise onnx.shape_inference.InferenceError(f"[ShapeInferenceError] {exc}") from None
 
     first, names = infer(1009)
-    if not unknown or first is None:
-        return first if not unknown else None
+    if not unknown:
+        return first
+    if first is None:
+        return None
     second, _ = infer(2003)
     if second is None or len(second) != len(first):
         return None
