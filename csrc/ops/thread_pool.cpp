@@ -1,6 +1,36 @@
 #include "ops/thread_pool.h"
 
+#include <chrono>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define HAL_CPU_RELAX() _mm_pause()
+#else
+#define HAL_CPU_RELAX() std::this_thread::yield()
+#endif
+
 namespace hal::kernels {
+namespace {
+
+// How long a finished worker, or a caller waiting for its workers, polls before it sleeps: about
+// the gap between two kernel calls of a model run from Python (a few microseconds of interpreter
+// work each), far below a scheduler slice, so a loaded machine loses at most this much per call.
+constexpr auto kSpin = std::chrono::microseconds(50);
+
+// Polls `ready` until it holds or kSpin has passed; true if it holds.
+template <class Ready>
+bool spin_until(const Ready& ready) {
+  auto deadline = std::chrono::steady_clock::now() + kSpin;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (ready()) return true;
+      HAL_CPU_RELAX();
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return ready();
+  }
+}
+
+}  // namespace
 
 ThreadPool& ThreadPool::global() {
   static ThreadPool* pool = new ThreadPool();  // never destroyed: workers may outlive static teardown
@@ -22,30 +52,40 @@ void ThreadPool::run(int32_t count, const std::function<void(int32_t)>& task) {
     }
     task_ = &task;
     count_ = count;
-    pending_ = count - 1;
-    ++generation_;
+    pending_.store(count - 1, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
   }
   start_.notify_all();
   task(0);
-  std::unique_lock lock(mutex_);
-  done_.wait(lock, [this] { return pending_ == 0; });
-  task_ = nullptr;
+  auto finished = [this] { return pending_.load(std::memory_order_acquire) == 0; };
+  if (!spin_until(finished)) {
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, finished);
+  }
 }
 
 void ThreadPool::work(int32_t index) {
   uint64_t seen = 0;
   for (;;) {
+    auto started = [&] { return generation_.load(std::memory_order_acquire) != seen; };
     const std::function<void(int32_t)>* task;
     {
-      std::unique_lock lock(mutex_);
-      start_.wait(lock, [&] { return generation_ != seen; });
-      seen = generation_;
+      // run() writes generation, count and task together under the mutex: read them together too.
+      if (!spin_until(started)) {
+        std::unique_lock lock(mutex_);
+        start_.wait(lock, started);
+      }
+      std::lock_guard lock(mutex_);
+      seen = generation_.load(std::memory_order_relaxed);
       if (index >= count_) continue;
       task = task_;
     }
     (*task)(index);
-    std::lock_guard lock(mutex_);
-    if (--pending_ == 0) done_.notify_one();
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      // Under the mutex, so that a caller between its last check and its wait cannot miss this.
+      std::lock_guard lock(mutex_);
+      done_.notify_one();
+    }
   }
 }
 
