@@ -234,6 +234,50 @@ py::tuple output_specs(const hal_kernel_call& call) {
   return specs;
 }
 
+// ---- kernel outputs returned as numpy arrays --------------------------------------------------
+//
+// Outputs of 1 MiB and more come from a process-wide caching Arena (csrc/memory/arena.h), the
+// same allocator that holds a device's memory, instead of a fresh malloc. A fresh block is fresh
+// pages: the kernel's first write to each 4 KiB page faults into the OS, which zeroes it, and for
+// a 64 MiB RMSNorm that is a third of the call (numpy pays it on every temporary). A cached block
+// was touched before, so a model that calls the same kernels on the same shapes step after step
+// writes straight to memory, as onnxruntime's CPU arena and torch's caching allocator do. The
+// array's base is a capsule that returns the block when the last view of it goes away.
+constexpr int64_t kCachedOutputBytes = int64_t{1} << 20;
+
+// Live plus cached outputs held by the cache at most; beyond it the cache is drained and, when
+// live outputs alone fill it, outputs come from numpy's allocator as before.
+constexpr int64_t kOutputCacheCapacity = int64_t{2} << 30;
+
+hal::Arena& output_cache() {
+  static hal::Arena* arena = new hal::Arena(kOutputCacheCapacity, 64, 0, 64, /*host_addressable=*/true);  // never destroyed:
+  return *arena;                                                                                          // arrays may outlive teardown
+}
+
+void release_output_block(void* address) {
+  try {
+    output_cache().free(reinterpret_cast<uint64_t>(address));
+  } catch (...) {  // a destructor must not throw; free only fails on an unknown address
+  }
+}
+
+py::array new_output_array(int32_t dtype, const std::vector<py::ssize_t>& shape) {
+  py::dtype type = py::reinterpret_borrow<py::dtype>(numpy_dtypes().at(static_cast<size_t>(dtype)));
+  int64_t nbytes = type.itemsize();
+  for (py::ssize_t d : shape) nbytes *= d;
+  if (nbytes >= kCachedOutputBytes) {
+    uint64_t address = 0;
+    try {
+      address = output_cache().allocate(nbytes);
+    } catch (const hal::ArenaOutOfMemory&) {
+      return py::array(type, shape);
+    }
+    py::capsule owner(reinterpret_cast<void*>(address), release_output_block);
+    return py::array(type, shape, {}, output_cache().host_pointer(address), owner);
+  }
+  return py::array(type, shape);
+}
+
 // A registered kernel as Python sees it: infer() and run().
 struct KernelHandle {
   const hal::ops::Kernel* kernel;
@@ -310,7 +354,7 @@ struct KernelHandle {
                                                 hal_dtype_name(t.dtype) + " array of the inferred shape");
         }
       } else {
-        array = py::array(py::reinterpret_borrow<py::dtype>(numpy_dtypes().at(static_cast<size_t>(t.dtype))), shape);
+        array = new_output_array(t.dtype, shape);
       }
       t.data = array.mutable_data();
       nbytes += array.nbytes();
@@ -631,6 +675,22 @@ producer's memory, alive.
       py::arg("path"),
       "dlopens a kernel library and registers its kernels (all or none); hal.KernelLibraryError when it cannot be "
       "loaded, has no hal_register_kernels, or registers a kernel that exists.");
+  m.def(
+      "empty_output_cache", [] { return output_cache().empty_cache(); },
+      "Returns the cached blocks of kernel outputs that no array uses any more to the OS; the bytes released.");
+  m.def(
+      "output_cache_stats",
+      [] {
+        hal::ArenaStats st = output_cache().stats();
+        py::dict d;
+        d["live_bytes"] = st.allocated_bytes;
+        d["cached_bytes"] = st.cached_bytes;
+        d["capacity_bytes"] = st.capacity_bytes;
+        d["cache_hits"] = st.cache_hits;
+        d["cache_misses"] = st.cache_misses;
+        return d;
+      },
+      "Bytes of kernel outputs (numpy arrays of 1 MiB or more) held live and cached, the cap, hits and misses.");
   m.def("set_num_threads", &hal::ops::set_num_threads, py::arg("n"), "Threads each kernel call may use (at least 1).");
   m.def("get_num_threads", &hal::ops::num_threads);
   m.def(

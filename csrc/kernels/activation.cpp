@@ -22,6 +22,7 @@ int32_t gelu_infer(hal_kernel_call* call) {
 }
 
 struct GeluErf {
+  static constexpr int64_t kCost = 4;  // a transcendental per element (RowCost)
   HAL_ALWAYS_INLINE void operator()(const float* x, float* y, int64_t n) const {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) y[i] = 0.5f * x[i] * (1.0f + erf_f32(x[i] * 0.70710678118654752f));
@@ -29,6 +30,7 @@ struct GeluErf {
 };
 
 struct GeluTanh {
+  static constexpr int64_t kCost = 4;  // a transcendental per element (RowCost)
   HAL_ALWAYS_INLINE void operator()(const float* x, float* y, int64_t n) const {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
@@ -70,6 +72,7 @@ int32_t swiglu_infer(hal_kernel_call* call) {
 }
 
 struct SwiGluRow {
+  static constexpr int64_t kCost = 4;  // a transcendental per element (RowCost)
   int64_t half;
   HAL_ALWAYS_INLINE void operator()(const float* x, float* y, int64_t) const {
     const float* b = x + half;

@@ -21,6 +21,7 @@ int32_t softmax_infer(hal_kernel_call* call) {
 }
 
 struct SoftmaxRow {
+  static constexpr int64_t kCost = 4;  // a transcendental per element (RowCost)
   int64_t width;
   HAL_ALWAYS_INLINE void operator()(const float* x, float* y, int64_t) const {
     float peak = -__builtin_inff();

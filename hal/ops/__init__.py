@@ -23,12 +23,14 @@ from .dispatch import call
 from .registry import (
     HAL_DOMAIN,
     KernelInfo,
+    empty_output_cache,
     PythonKernel,
     find,
     get_num_threads,
     include_dir,
     kernel,
     load_library,
+    output_cache_stats,
     registry,
     set_num_threads,
 )
@@ -37,7 +39,7 @@ __all__ = [
     "rms_norm", "layer_norm", "softmax", "gelu", "swiglu", "rope", "quantized_matmul",
     "to_nc1hwc0", "from_nc1hwc0", "to_fractal_nz", "from_fractal_nz",
     "call", "registry", "find", "load_library", "kernel", "include_dir", "set_num_threads", "get_num_threads",
-    "KernelInfo", "PythonKernel", "HAL_DOMAIN",
+    "empty_output_cache", "output_cache_stats", "KernelInfo", "PythonKernel", "HAL_DOMAIN",
 ]
 
 

@@ -23,7 +23,7 @@ from ..errors import InvalidArgumentError, KernelLibraryError, KernelNotFoundErr
 
 __all__ = [
     "KernelInfo", "PythonKernel", "registry", "python_kernels", "find", "has_kernel", "kernel_domains", "load_library", "kernel",
-    "include_dir", "set_num_threads", "get_num_threads", "HAL_DOMAIN",
+    "include_dir", "set_num_threads", "get_num_threads", "empty_output_cache", "output_cache_stats", "HAL_DOMAIN",
 ]
 
 HAL_DOMAIN = "com.hal"
@@ -217,6 +217,18 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     return _C.get_num_threads()
+
+
+def empty_output_cache() -> int:
+    """Gives the OS back the memory of kernel outputs (numpy arrays of 1 MiB or more) that no array
+    uses any more; returns the bytes released. Kernels reuse that memory otherwise, so that a
+    model's step after step writes to pages already mapped (the cache holds at most 2 GiB)."""
+    return int(_C.empty_output_cache())
+
+
+def output_cache_stats() -> dict[str, int]:
+    """live_bytes, cached_bytes, capacity_bytes, cache_hits and cache_misses of the kernel-output cache."""
+    return dict(_C.output_cache_stats())
 
 
 _C._set_numpy_dtypes([DType(name).numpy if name in DType._value2member_map_ else None for name in _C.KERNEL_DTYPES])
