@@ -151,6 +151,145 @@ def test_fractal_nz_round_trip(batch, m, n, dtype):
     np.testing.assert_array_equal(ops.from_fractal_nz(blocked, rows=m, cols=n), x)
 
 
+# The layout kernels move 8 x 8 (float32), 8 x 16 (16-bit) or 16 x 32 (int8) tiles of channels x
+# positions through vector registers, 512 positions per work item, fractals in bands of 4 row
+# blocks and tiles of 4 (to) or 8 (from) fractals, and stream outputs of 16 MiB or more: the
+# shapes below put the edges of each of those where the tiles do not divide them.
+LAYOUT_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), ref.BF16, np.dtype(np.int8))
+
+
+def layout_input(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype) == np.int8:
+        return rng.integers(-128, 128, shape).astype(np.int8)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def run_into(op, inputs, attrs, out):
+    """Runs a com.hal kernel into a given output array, as a caller that reuses buffers does."""
+    ops.find("com.hal", op, "cpu", str(inputs[0].dtype)).run(inputs, attrs, [out])
+    return out
+
+
+def dirty_array(shape, dtype, offset=0):
+    """An array whose bytes start `offset` bytes past a 64-byte boundary, filled with nonzero
+    garbage (so that padding the kernel fails to write shows up)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(nbytes + 128, np.uint8)
+    start = (-raw.ctypes.data) % 64 + offset
+    view = raw[start:start + nbytes].view(dtype).reshape(shape)
+    view.view(np.uint8)[...] = 0x7B
+    return view
+
+
+NC1HWC0_SHAPES = [(1, 48, 36, 37), (2, 17, 5, 7), (3, 33, 1, 1), (1, 1, 1, 1), (2, 40, 33, 65), (1, 64, 8, 64), (1, 5, 1, 1023)]
+
+
+@pytest.mark.parametrize("shape", NC1HWC0_SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", LAYOUT_DTYPES, ids=str)
+def test_nc1hwc0_tile_edges(shape, dtype):
+    x = layout_input(shape, dtype, seed=sum(shape))
+    for c0 in (16, 8, 32, 24, 48, 128, 4, 3, 1):
+        blocked = ops.to_nc1hwc0(x, c0=c0)
+        np.testing.assert_array_equal(blocked, ref.to_nc1hwc0(x, c0), err_msg=f"c0={c0}")
+        np.testing.assert_array_equal(ops.from_nc1hwc0(blocked, channels=shape[1]), x, err_msg=f"c0={c0}")
+        # Into a dirty output the padding channels are still written (zeros); the inverse reads
+        # only the real channels, whatever the padding holds.
+        out = run_into("ToNC1HWC0", [x], {"c0": c0}, dirty_array(blocked.shape, dtype))
+        np.testing.assert_array_equal(out, blocked, err_msg=f"c0={c0}")
+        out.view(np.uint8).reshape(*out.shape, -1)[:, -1, ..., shape[1] % c0 or c0:, :] = 0x55
+        np.testing.assert_array_equal(ops.from_nc1hwc0(out, channels=shape[1]), x, err_msg=f"c0={c0}")
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 4, 4), (2, 0, 4, 4), (2, 3, 0, 4), (2, 3, 4, 0)], ids=str)
+@pytest.mark.parametrize("dtype", LAYOUT_DTYPES, ids=str)
+def test_nc1hwc0_empty(shape, dtype):
+    x = layout_input(shape, dtype)
+    blocked = ops.to_nc1hwc0(x)
+    assert blocked.shape == ref.to_nc1hwc0(x).shape and blocked.dtype == x.dtype
+    back = ops.from_nc1hwc0(blocked, channels=shape[1])
+    assert back.shape == shape and back.dtype == x.dtype
+
+
+FRACTAL_SHAPES = [(64, 1024), (3, 17, 33), (2, 2, 40, 300), (1, 1), (100, 257), (70, 129), (5, 16, 16), (2, 4096)]
+
+
+@pytest.mark.parametrize("shape", FRACTAL_SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", LAYOUT_DTYPES, ids=str)
+def test_fractal_nz_tile_edges(shape, dtype):
+    x = layout_input(shape, dtype, seed=sum(shape))
+    m, n = shape[-2:]
+    for m0, n0 in ((16, 16), (8, 8), (16, 32), (32, 8), (3, 5), (1, 1), (16, 4), (4, 64)):
+        blocked = ops.to_fractal_nz(x, m0=m0, n0=n0)
+        np.testing.assert_array_equal(blocked, ref.to_fractal_nz(x, m0, n0), err_msg=f"m0={m0} n0={n0}")
+        np.testing.assert_array_equal(ops.from_fractal_nz(blocked, rows=m, cols=n), x, err_msg=f"m0={m0} n0={n0}")
+        out = run_into("ToFractalNZ", [x], {"m0": m0, "n0": n0}, dirty_array(blocked.shape, dtype))
+        np.testing.assert_array_equal(out, blocked, err_msg=f"m0={m0} n0={n0}")
+        # Garbage in the padding (the last fractal row and column) does not reach the matrix.
+        out[..., -1, :, :, n % n0 or n0:] = 1  # padding columns: the last strip of fractals
+        out[..., -1, m % m0 or m0:, :] = 1  # padding rows: the last fractal of each strip
+        np.testing.assert_array_equal(ops.from_fractal_nz(out, rows=m, cols=n), x, err_msg=f"m0={m0} n0={n0}")
+
+
+@pytest.mark.parametrize("shape", [(0, 16, 16), (2, 0, 5), (2, 5, 0), (0, 0), (3, 0, 0, 7)], ids=str)
+@pytest.mark.parametrize("dtype", LAYOUT_DTYPES, ids=str)
+def test_fractal_nz_empty(shape, dtype):
+    x = layout_input(shape, dtype)
+    blocked = ops.to_fractal_nz(x)
+    assert blocked.shape == ref.to_fractal_nz(x).shape and blocked.dtype == x.dtype
+    back = ops.from_fractal_nz(blocked, rows=shape[-2], cols=shape[-1])
+    assert back.shape == shape and back.dtype == x.dtype
+
+
+def test_from_fractal_nz_rejects_empty_fractals():
+    # (..., N1, M1, 0, N0) holds no data for rows > 0: an error, not a division by zero.
+    with pytest.raises(hal.InvalidArgumentError, match="M0 and N0 must be positive"):
+        ops.from_fractal_nz(np.ones((1, 2, 0, 16), np.float32), rows=2, cols=3)
+    with pytest.raises(hal.InvalidArgumentError, match="M0 and N0 must be positive"):
+        ops.from_fractal_nz(np.ones((0, 2, 16, 0), np.float32), rows=20, cols=0)
+
+
+@pytest.mark.parametrize("dtype", LAYOUT_DTYPES, ids=str)
+def test_layouts_split_across_threads_like_one_thread(dtype):
+    # Large enough that the work is split between threads, in pieces that end mid-block.
+    img = layout_input((2, 40, 33, 65), dtype, 1)
+    mat = layout_input((3, 100, 700), dtype, 2)
+    before = ops.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            ops.set_num_threads(threads)
+            blocked, nz = ops.to_nc1hwc0(img), ops.to_fractal_nz(mat)
+            results.append((blocked, ops.from_nc1hwc0(blocked, channels=40), nz, ops.from_fractal_nz(nz, rows=100, cols=700)))
+    finally:
+        ops.set_num_threads(before)
+    for blocked, back, nz, mat_back in results:
+        np.testing.assert_array_equal(blocked, ref.to_nc1hwc0(img))
+        np.testing.assert_array_equal(back, img)
+        np.testing.assert_array_equal(nz, ref.to_fractal_nz(mat))
+        np.testing.assert_array_equal(mat_back, mat)
+
+
+@pytest.mark.parametrize("offset", [0, 16], ids=["aligned32", "aligned16"])
+@pytest.mark.parametrize("dtype", [np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.int8)], ids=str)
+def test_layouts_into_large_reused_outputs(dtype, offset):
+    # Outputs of 16 MiB or more that are already in memory are written with streaming stores
+    # (32- or 16-byte aligned ones); each must still hold exactly the reference, padding included.
+    scale = 4 // dtype.itemsize
+    img = layout_input((1, 20, 512 * scale, 260), dtype, 3)  # C1 * C0 = 32 channels: >= 16 MiB blocked
+    blocked = run_into("ToNC1HWC0", [img], {"c0": 16}, dirty_array((1, 2, 512 * scale, 260, 16), dtype, offset))
+    np.testing.assert_array_equal(blocked, ref.to_nc1hwc0(img))
+    back = run_into("FromNC1HWC0", [blocked], {"channels": 20}, dirty_array(img.shape, dtype, offset))
+    np.testing.assert_array_equal(back, img)
+    mat = layout_input((2, 1000 * scale, 2100), dtype, 4)  # >= 16 MiB both ways, N not a multiple of 16
+    expected = ref.to_fractal_nz(mat)
+    nz = run_into("ToFractalNZ", [mat], {"m0": 16, "n0": 16}, dirty_array(expected.shape, dtype, offset))
+    np.testing.assert_array_equal(nz, expected)
+    mat_back = run_into("FromFractalNZ", [nz], {"rows": 1000 * scale, "cols": 2100}, dirty_array(mat.shape, dtype, offset))
+    np.testing.assert_array_equal(mat_back, mat)
+
+
 @pytest.mark.parametrize("dtype", ref.FLOAT_DTYPES, ids=str)
 def test_non_finite_values_propagate_like_numpy(dtype):
     x = np.array([[1.0, np.nan, 2.0, 0.5], [np.inf, 1.0, 2.0, 3.0], [-np.inf, 0.0, 1.0, 2.0], [-np.inf] * 4], dtype)
