@@ -14,7 +14,9 @@
 // int8 and int16 ranges (-128 and -32768 included) are computed exactly.
 #include <immintrin.h>
 
-#include <vector>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
 
 #include "ops/checks.h"
 #include "ops/kernel_support.h"
@@ -60,177 +62,598 @@ int32_t qmm_infer(hal_kernel_call* call) {
   return HAL_OK;
 }
 
-// ---- packing ------------------------------------------------------------------------------------
-// a: rows of K widened to int16 and padded to an even Kp = 2P. b: for each block of 8 columns and
-// each pair p of k, 16 int16 [b[2p][c], b[2p+1][c]] for c in the block, so that one madd of a
-// broadcast pair (a[2p], a[2p+1]) gives 8 columns' pair sums. For int16, b is stored as its two
-// byte planes (hi, lo); for int8 only `lo` is used and holds b itself.
-constexpr int64_t kCols = 8;   // columns per vector
-constexpr int64_t kRows = 4;   // rows per micro tile
+// ---- layout ---------------------------------------------------------------------------------
+// K is taken in pairs: P = ceil(K / 2) pairs, a zero standing in for k = K when K is odd.
+//
+// a is widened to int16 rows of 2P (and a little stride padding), so that a micro tile reads
+// (a[m, 2p], a[m, 2p + 1]) as one int32 and broadcasts it.
+//
+// b is packed in slivers, one micro tile's columns, 64 bytes (kPairInt16s int16) per pair p:
+//   int8:  16 columns: [b[2p, c], b[2p + 1, c]] for c = 0..15;
+//   int16:  8 columns: [bl[2p, c], bl[2p + 1, c]] for c = 0..7, then the same of bh, where
+//          b = 256 bh + bl, bl = 0..255 and bh = -128..127.
+// One vpmaddwd of a broadcast pair of a with a 32-byte vector of pairs of b gives 8 columns'
+// sums over the pair. A micro tile is up to kMR rows by one sliver: 6 rows x 2 vectors of int32
+// sums (int8), or 6 rows x {lo, hi} (int16), in twelve registers; each step of it loads two
+// vectors of b, broadcasts six pairs of a and does twelve vpmaddwd and twelve vpaddd.
+constexpr int kMR = 6;                       // rows per micro tile
+constexpr int64_t kPairInt16s = 32;          // int16 of a sliver per pair of k (64 bytes)
+constexpr int64_t kCols8 = 16, kCols16 = 8;  // columns per sliver: int8, int16
+// Pairs of k summed in int32 before they are added into int64 (see the overflow note).
+constexpr int64_t kChunk8 = 32768, kChunk16 = 128;
+// int16 tiles up to this many pairs have |sum| <= 2^20 * 2^30 = 2^50: int64 -> double is exact
+// there, and double -> float32 then rounds once, as the reference's int64 -> float32 does.
+constexpr int64_t kDoublePairs16 = int64_t{1} << 19;
 
-template <class T>
-std::vector<int16_t> pack_a(const T* a, int64_t m, int64_t k, int64_t kp) {
-  std::vector<int16_t> out(static_cast<size_t>(m * kp), 0);
-  for (int64_t r = 0; r < m; ++r) {
-    for (int64_t i = 0; i < k; ++i) out[r * kp + i] = a[r * k + i];
-  }
-  return out;
-}
-
-template <class T>
-void pack_b(const T* b, int64_t k, int64_t n, int64_t pairs, bool split, std::vector<int16_t>& lo, std::vector<int16_t>& hi) {
-  int64_t blocks = (n + kCols - 1) / kCols;
-  lo.assign(static_cast<size_t>(blocks * pairs * 2 * kCols), 0);
-  if (split) hi.assign(lo.size(), 0);
-  for (int64_t j = 0; j < blocks; ++j) {
-    for (int64_t p = 0; p < pairs; ++p) {
-      int16_t* l = &lo[static_cast<size_t>((j * pairs + p) * 2 * kCols)];
-      int16_t* h = split ? &hi[static_cast<size_t>((j * pairs + p) * 2 * kCols)] : nullptr;
-      for (int64_t c = 0; c < kCols; ++c) {
-        int64_t col = j * kCols + c;
-        for (int64_t t = 0; t < 2; ++t) {
-          int64_t row = 2 * p + t;
-          int32_t v = (col < n && row < k) ? static_cast<int32_t>(b[row * n + col]) : 0;
-          if (split) {
-            l[2 * c + t] = static_cast<int16_t>(v & 0xff);        // 0..255
-            h[2 * c + t] = static_cast<int16_t>((v - (v & 0xff)) / 256);  // -128..127
-          } else {
-            l[2 * c + t] = static_cast<int16_t>(v);
-          }
-        }
-      }
-    }
-  }
-}
-
-struct Packed {
-  const int16_t* a;  // [m][kp]
-  const int16_t* lo;
-  const int16_t* hi;  // null for int8
-  int64_t m, n, kp, pairs, blocks;
+struct Problem {
+  const void* a;
+  const void* b;
+  const float* sa;  // sa[row_scales ? m : 0]
+  const float* sb;  // sb[col_scales ? n : 0]
+  float* y;
+  int64_t m, k, n, pairs;
+  int64_t lda;      // int16 between rows of the widened a
+  int64_t cols;     // columns per sliver
+  int64_t slivers;  // ceil(n / cols)
+  bool split;       // int16 (b in two byte planes)
+  bool row_scales, col_scales;
+  int16_t* pa;      // widened a, [m][lda]
+  int16_t* pb;      // packed b: all slivers, or per-thread blocks of them
+  int64_t sliver_size() const { return pairs * kPairInt16s; }
 };
 
-// Pairs of k accumulated in int32 before they are added into int64 (see the overflow note).
-int64_t pairs_per_flush(bool split) { return split ? 128 : 32768; }
+// Per-thread buffers for the packed operands, grown when a call needs more and kept (up to
+// kKeepBytes), so that a warm call allocates nothing.
+class Scratch {
+ public:
+  static constexpr size_t kKeepBytes = size_t{16} << 20;
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() { std::free(data_); }
+  int16_t* get(int64_t count) {
+    size_t bytes = (static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(int16_t) + 63) / 64 * 64;
+    if (bytes > bytes_) {
+      std::free(data_);
+      data_ = static_cast<int16_t*>(std::aligned_alloc(64, bytes));
+      bytes_ = data_ ? bytes : 0;
+    }
+    return data_;
+  }
+  // After a call: a buffer grown past kKeepBytes by a large problem is given back.
+  void trim() {
+    if (bytes_ > kKeepBytes) {
+      std::free(data_);
+      data_ = nullptr;
+      bytes_ = 0;
+    }
+  }
 
-// acc[r][c] += a[row0 + r] . b[:, 8 j + c] over all k, for R rows and one block of 8 columns.
-template <int R, bool kSplit>
-HAL_VECTOR_TARGET void tile_vector(const Packed& p, int64_t row0, int64_t j, int64_t* acc) {
-  const int64_t flush = pairs_per_flush(kSplit);
-  const int16_t* lo = p.lo + j * p.pairs * 2 * kCols;
-  const int16_t* hi = kSplit ? p.hi + j * p.pairs * 2 * kCols : nullptr;
-  for (int64_t p0 = 0; p0 < p.pairs; p0 += flush) {
-    int64_t p1 = std::min(p.pairs, p0 + flush);
-    __m256i sum_lo[R], sum_hi[R];
-    for (int r = 0; r < R; ++r) sum_lo[r] = sum_hi[r] = _mm256_setzero_si256();
-    for (int64_t q = p0; q < p1; ++q) {
-      __m256i bl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lo + q * 2 * kCols));
-      __m256i bh = kSplit ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(hi + q * 2 * kCols)) : bl;
-      for (int r = 0; r < R; ++r) {
-        int32_t pair;
-        std::memcpy(&pair, p.a + (row0 + r) * p.kp + 2 * q, sizeof(pair));
-        __m256i av = _mm256_set1_epi32(pair);
-        sum_lo[r] = _mm256_add_epi32(sum_lo[r], _mm256_madd_epi16(av, bl));
-        if (kSplit) sum_hi[r] = _mm256_add_epi32(sum_hi[r], _mm256_madd_epi16(av, bh));
-      }
-    }
-    for (int r = 0; r < R; ++r) {
-      alignas(32) int32_t l[kCols], h[kCols];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(l), sum_lo[r]);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(h), sum_hi[r]);
-      for (int64_t c = 0; c < kCols; ++c) acc[r * kCols + c] += kSplit ? int64_t{h[c]} * 256 + l[c] : int64_t{l[c]};
-    }
+ private:
+  int16_t* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+Scratch& scratch_a() {
+  static thread_local Scratch s;
+  return s;
+}
+Scratch& scratch_b() {
+  static thread_local Scratch s;
+  return s;
+}
+
+// ---- packing ----------------------------------------------------------------------------------
+
+template <class T>
+void widen_rows(const Problem& p, int64_t first, int64_t last) {
+  for (int64_t r = first; r < last; ++r) {
+    const T* src = static_cast<const T*>(p.a) + r * p.k;
+    int16_t* dst = p.pa + r * p.lda;
+    for (int64_t i = 0; i < p.k; ++i) dst[i] = src[i];
+    for (int64_t i = p.k; i < p.lda; ++i) dst[i] = 0;
   }
 }
 
-template <int R, bool kSplit>
-void tile_baseline(const Packed& p, int64_t row0, int64_t j, int64_t* acc) {
-  const int16_t* lo = p.lo + j * p.pairs * 2 * kCols;
-  const int16_t* hi = kSplit ? p.hi + j * p.pairs * 2 * kCols : nullptr;
-  for (int r = 0; r < R; ++r) {
-    const int16_t* a = p.a + (row0 + r) * p.kp;
-    for (int64_t c = 0; c < kCols; ++c) {
-      int64_t sum = 0;
-      for (int64_t q = 0; q < p.pairs; ++q) {
-        for (int64_t t = 0; t < 2; ++t) {
-          int64_t b = kSplit ? int64_t{hi[q * 2 * kCols + 2 * c + t]} * 256 + lo[q * 2 * kCols + 2 * c + t]
-                             : int64_t{lo[q * 2 * kCols + 2 * c + t]};
-          sum += int64_t{a[2 * q + t]} * b;
+// Sliver j of b (columns [j * cols, (j + 1) * cols)), zero beyond n and for k = K.
+template <class T>
+void pack_sliver(const Problem& p, int64_t j, int16_t* out) {
+  const T* b = static_cast<const T*>(p.b);
+  for (int64_t q = 0; q < p.pairs; ++q) {
+    int16_t* dst = out + q * kPairInt16s;
+    for (int64_t c = 0; c < p.cols; ++c) {
+      int64_t col = j * p.cols + c;
+      for (int64_t t = 0; t < 2; ++t) {
+        int64_t row = 2 * q + t;
+        int32_t v = (col < p.n && row < p.k) ? static_cast<int32_t>(b[row * p.n + col]) : 0;
+        if (p.split) {
+          dst[2 * c + t] = static_cast<int16_t>(v & 0xff);                     // 0..255
+          dst[16 + 2 * c + t] = static_cast<int16_t>((v - (v & 0xff)) / 256);  // -128..127
+        } else {
+          dst[2 * c + t] = static_cast<int16_t>(v);
         }
       }
-      acc[r * kCols + c] += sum;
     }
   }
 }
 
-template <bool kSplit>
-void tile(const Packed& p, int64_t row0, int rows, int64_t j, int64_t* acc) {
-  const bool vector = cpu_has_avx2_fma_f16c();
-  switch (rows) {
-    case 4: (vector ? tile_vector<4, kSplit> : tile_baseline<4, kSplit>)(p, row0, j, acc); break;
-    case 3: (vector ? tile_vector<3, kSplit> : tile_baseline<3, kSplit>)(p, row0, j, acc); break;
-    case 2: (vector ? tile_vector<2, kSplit> : tile_baseline<2, kSplit>)(p, row0, j, acc); break;
-    default: (vector ? tile_vector<1, kSplit> : tile_baseline<1, kSplit>)(p, row0, j, acc);
+// ---- micro tiles ------------------------------------------------------------------------------
+
+// Rows of the widened a from `a` on (lda apart) against one sliver `b`, over pairs [p0, p1).
+struct Tile {
+  const int16_t* a;
+  const int16_t* b;
+  int64_t lda, p0, p1;
+};
+
+// Where a tile's results go: scaled into y (`cols` of the sliver's columns real), or, with y null,
+// its raw sums into `sums`.
+struct Epilogue {
+  float* y;
+  int64_t ldy;
+  int cols;
+  const float* sa;  // one scale per row
+  const float* sb;  // one scale per column of the sliver
+  void* sums;
+};
+
+// y[row, col] = float32(sum) * (a_scale * b_scale): the reference's float32 operations.
+void store_tile(const Problem& p, int64_t row0, int rows, int64_t col0, const int64_t* acc, int64_t stride) {
+  const int64_t live = std::min(p.cols, p.n - col0);
+  for (int r = 0; r < rows; ++r) {
+    float scale_a = p.sa[p.row_scales ? row0 + r : 0];
+    float* y = p.y + (row0 + r) * p.n + col0;
+    for (int64_t c = 0; c < live; ++c) {
+      float scale = scale_a * p.sb[p.col_scales ? col0 + c : 0];
+      y[c] = static_cast<float>(acc[r * stride + c]) * scale;
+    }
   }
 }
 
-int32_t qmm_compute(hal_kernel_call* call) {
-  const hal_tensor &a = call->inputs[0], &b = call->inputs[1];
-  const float* sa = static_cast<const float*>(call->inputs[2].data);
-  const float* sb = static_cast<const float*>(call->inputs[3].data);
-  const bool row_scales = hal_numel(&call->inputs[2]) > 1, col_scales = hal_numel(&call->inputs[3]) > 1;
-  float* y = static_cast<float*>(call->outputs[0].data);
-  const int64_t m = rows_of(a), k = a.shape[a.ndim - 1], n = b.shape[1];
-  if (m == 0 || n == 0) return HAL_OK;
-  const int64_t pairs = (k + 1) / 2, kp = 2 * pairs;
-  const bool split = a.dtype == HAL_INT16;
-  std::vector<int16_t> packed_a, lo, hi;
-  if (split) {
-    packed_a = pack_a(static_cast<const int16_t*>(a.data), m, k, kp);
-    pack_b(static_cast<const int16_t*>(b.data), k, n, pairs, true, lo, hi);
-  } else {
-    packed_a = pack_a(static_cast<const int8_t*>(a.data), m, k, kp);
-    pack_b(static_cast<const int8_t*>(b.data), k, n, pairs, false, lo, hi);
+// Baseline: acc[rows][16] += the tile's exact sums, computed as the vector tiles do (int32 sums
+// of pairs over chunks, then int64) in loops the compiler vectorizes for the baseline instruction
+// set. Lane i of a packed pair is int16 [2i, 2i + 1]: int8 column c is lane c; int16 column c has
+// its low bytes in lane c and its high bytes in lane 8 + c.
+template <bool kSplit>
+void tile_baseline(const Tile& t, int rows, int64_t* acc) {
+  constexpr int64_t lanes = 16;
+  const int64_t chunk = kSplit ? kChunk16 : kChunk8;
+  for (int64_t q0 = t.p0; q0 < t.p1; q0 += chunk) {
+    const int64_t q1 = std::min(t.p1, q0 + chunk);
+    int32_t sums[kMR][lanes] = {};
+    for (int64_t q = q0; q < q1; ++q) {
+      const int16_t* b = t.b + q * kPairInt16s;
+      for (int r = 0; r < rows; ++r) {
+        const int32_t a0 = t.a[r * t.lda + 2 * q], a1 = t.a[r * t.lda + 2 * q + 1];
+        for (int64_t i = 0; i < lanes; ++i) sums[r][i] += a0 * b[2 * i] + a1 * b[2 * i + 1];
+      }
+    }
+    for (int r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < (kSplit ? kCols16 : kCols8); ++c) {
+        acc[r * kCols8 + c] += kSplit ? int64_t{sums[r][8 + c]} * 256 + sums[r][c] : int64_t{sums[r][c]};
+      }
+    }
   }
-  const Packed p{packed_a.data(), lo.data(), split ? hi.data() : nullptr, m, n, kp, pairs, (n + kCols - 1) / kCols};
-  // Cache blocking: a group of kGroupRows rows of a stays in L2 while every 8-column block of b
-  // (K * 32 bytes, twice that for int16) passes over it, each block reused by all its row tiles.
-  // Items are (row group, column range) pairs: column ranges split the work when there are fewer
-  // row groups than threads (a GEMV, say), so each element of y is written by one thread.
-  constexpr int64_t kGroupRows = 64;
-  const int64_t groups = (m + kGroupRows - 1) / kGroupRows;
-  const int64_t threads = std::max<int32_t>(call->num_threads, 1);
-  const int64_t splits = groups >= threads ? 1 : std::min<int64_t>(p.blocks, (threads + groups - 1) / groups);
-  parallel_for(groups * splits, kGroupRows * std::max<int64_t>(k, 1) * n / splits / 8, call->num_threads,
-               [&](int64_t begin, int64_t end) {
-    int64_t acc[kRows * kCols];
-    for (int64_t item = begin; item < end; ++item) {
-      int64_t group = item / splits, split_index = item % splits;
-      int64_t first_row = group * kGroupRows, last_row = std::min(m, first_row + kGroupRows);
-      int64_t first_block = p.blocks * split_index / splits, last_block = p.blocks * (split_index + 1) / splits;
-      for (int64_t j = first_block; j < last_block; ++j) {
-        for (int64_t row0 = first_row; row0 < last_row; row0 += kRows) {
-          int rows = static_cast<int>(std::min<int64_t>(kRows, last_row - row0));
-          std::fill(acc, acc + kRows * kCols, int64_t{0});
-          if (split) {
-            tile<true>(p, row0, rows, j, acc);
-          } else {
-            tile<false>(p, row0, rows, j, acc);
-          }
-          for (int r = 0; r < rows; ++r) {
-            int64_t row = row0 + r;
-            float scale_a = sa[row_scales ? row : 0];
-            for (int64_t c = 0; c < kCols && j * kCols + c < n; ++c) {
-              int64_t col = j * kCols + c;
-              float scale = scale_a * sb[col_scales ? col : 0];
-              y[row * n + col] = static_cast<float>(acc[r * kCols + c]) * scale;
-            }
-          }
+}
+
+#if defined(HAL_X86_DISPATCH)
+
+HAL_VECTOR_TARGET HAL_ALWAYS_INLINE __m256i broadcast_pair(const int16_t* at) {
+  int32_t pair;
+  std::memcpy(&pair, at, sizeof(pair));
+  return _mm256_set1_epi32(pair);
+}
+
+// The hot loop: for R rows and one sliver, the int32 sums over pairs [p0, p1) of each row's
+// broadcast pairs madd the sliver's two vectors, to sums[R][2]: int8 columns 0..7 and 8..15, or
+// int16 the sums with bl and with bh. Twelve named accumulators (arrays of vectors make gcc keep
+// copies on the stack).
+template <int R>
+HAL_VECTOR_TARGET __attribute__((noinline)) void pair_sums(const Tile& t, __m256i* sums) {
+  const int16_t* a0 = t.a;
+  const int16_t* a1 = a0 + t.lda;
+  const int16_t* a2 = a1 + t.lda;
+  const int16_t* a3 = a2 + t.lda;
+  const int16_t* a4 = a3 + t.lda;
+  const int16_t* a5 = a4 + t.lda;
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256i c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  const int16_t* b = t.b + t.p0 * kPairInt16s;
+#define HAL_QMM_ROW(r)                                                \
+  if constexpr (R > r) {                                              \
+    const __m256i av = broadcast_pair(a##r + 2 * q);                  \
+    c##r##0 = _mm256_add_epi32(c##r##0, _mm256_madd_epi16(av, v0));   \
+    c##r##1 = _mm256_add_epi32(c##r##1, _mm256_madd_epi16(av, v1));   \
+  }
+#pragma GCC unroll 4
+  for (int64_t q = t.p0; q < t.p1; ++q, b += kPairInt16s) {
+    const __m256i v0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
+    const __m256i v1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + 16));
+    HAL_QMM_ROW(0)
+    HAL_QMM_ROW(1)
+    HAL_QMM_ROW(2)
+    HAL_QMM_ROW(3)
+    HAL_QMM_ROW(4)
+    HAL_QMM_ROW(5)
+  }
+#undef HAL_QMM_ROW
+#define HAL_QMM_STORE(r)                              \
+  if constexpr (R > r) {                              \
+    _mm256_store_si256(sums + 2 * r, c##r##0);        \
+    _mm256_store_si256(sums + 2 * r + 1, c##r##1);    \
+  }
+  HAL_QMM_STORE(0)
+  HAL_QMM_STORE(1)
+  HAL_QMM_STORE(2)
+  HAL_QMM_STORE(3)
+  HAL_QMM_STORE(4)
+  HAL_QMM_STORE(5)
+#undef HAL_QMM_STORE
+}
+
+// R rows x the 16 columns of an int8 sliver: int32 sums over [p0, p1) (at most kChunk8 pairs),
+// scaled into y, or with y null stored to e.sums (int32 [R][16]).
+template <int R>
+HAL_VECTOR_TARGET __attribute__((noinline)) void tile_int8(const Tile& t, const Epilogue& e) {
+  if (e.y == nullptr) {
+    pair_sums<R>(t, static_cast<__m256i*>(e.sums));
+    return;
+  }
+  alignas(32) __m256i sums[R][2];
+  pair_sums<R>(t, &sums[0][0]);
+  const __m256 sb0 = _mm256_loadu_ps(e.sb), sb1 = _mm256_loadu_ps(e.sb + 8);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(e.cols), lane);
+  const __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(e.cols - 8), lane);
+  for (int r = 0; r < R; ++r) {
+    const __m256 sa = _mm256_set1_ps(e.sa[r]);
+    const __m256 y0 = _mm256_mul_ps(_mm256_cvtepi32_ps(sums[r][0]), _mm256_mul_ps(sa, sb0));
+    const __m256 y1 = _mm256_mul_ps(_mm256_cvtepi32_ps(sums[r][1]), _mm256_mul_ps(sa, sb1));
+    float* y = e.y + r * e.ldy;
+    if (e.cols == kCols8) {
+      _mm256_storeu_ps(y, y0);
+      _mm256_storeu_ps(y + 8, y1);
+    } else {
+      _mm256_maskstore_ps(y, mask0, y0);
+      _mm256_maskstore_ps(y + 8, mask1, y1);
+    }
+  }
+}
+
+// R rows x an int16 sliver, all pairs of t: pair_sums over kChunk16 pairs at a time, added as
+// 256 * hi + lo into int64 totals, then (with e.y set, and at most kDoublePairs16 pairs) scaled
+// into y; otherwise the totals (int64 [R][8]) are left in e.sums.
+template <int R>
+HAL_VECTOR_TARGET __attribute__((noinline)) void tile_int16(const Tile& t, const Epilogue& e) {
+  alignas(32) __m256i totals[R][2], sums[R][2];  // [row][columns 0..3, 4..7] int64; [row][lo, hi] int32
+  int64_t q0 = t.p0;
+  do {  // once at least: K = 0 gives zeros
+    Tile part = t;
+    part.p0 = q0;
+    part.p1 = std::min(t.p1, q0 + kChunk16);
+    pair_sums<R>(part, &sums[0][0]);
+    for (int r = 0; r < R; ++r) {
+      const __m256i lo = sums[r][0], hi = sums[r][1];
+      __m256i sum0 = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(lo)),
+                                      _mm256_slli_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(hi)), 8));
+      __m256i sum1 = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(lo, 1)),
+                                      _mm256_slli_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(hi, 1)), 8));
+      if (part.p0 != t.p0) {
+        sum0 = _mm256_add_epi64(totals[r][0], sum0);
+        sum1 = _mm256_add_epi64(totals[r][1], sum1);
+      }
+      totals[r][0] = sum0;
+      totals[r][1] = sum1;
+    }
+    q0 = part.p1;
+  } while (q0 < t.p1);
+  if (e.y == nullptr) {
+    std::memcpy(e.sums, totals, sizeof(totals));
+    return;
+  }
+  // int64 -> double for |x| < 2^51: x added to the bits of 1.5 * 2^52 is the double 1.5 * 2^52 + x.
+  const __m256i magic_bits = _mm256_set1_epi64x(0x4338000000000000);
+  const __m256d magic = _mm256_castsi256_pd(magic_bits);
+  const __m256 sb = _mm256_loadu_ps(e.sb);
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(e.cols), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  for (int r = 0; r < R; ++r) {
+    const __m256d d0 = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_add_epi64(totals[r][0], magic_bits)), magic);
+    const __m256d d1 = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_add_epi64(totals[r][1], magic_bits)), magic);
+    const __m256 sum = _mm256_set_m128(_mm256_cvtpd_ps(d1), _mm256_cvtpd_ps(d0));
+    const __m256 v = _mm256_mul_ps(sum, _mm256_mul_ps(_mm256_set1_ps(e.sa[r]), sb));
+    if (e.cols == kCols16) {
+      _mm256_storeu_ps(e.y + r * e.ldy, v);
+    } else {
+      _mm256_maskstore_ps(e.y + r * e.ldy, mask, v);
+    }
+  }
+}
+
+using TileFn = void (*)(const Tile&, const Epilogue&);
+constexpr TileFn kTileInt8[kMR + 1] = {nullptr, tile_int8<1>, tile_int8<2>, tile_int8<3>, tile_int8<4>, tile_int8<5>, tile_int8<6>};
+constexpr TileFn kTileInt16[kMR + 1] = {nullptr, tile_int16<1>, tile_int16<2>, tile_int16<3>, tile_int16<4>, tile_int16<5>, tile_int16<6>};
+
+HAL_VECTOR_TARGET void widen_rows_vector(const Problem& p, int64_t first, int64_t last) {
+  for (int64_t r = first; r < last; ++r) {
+    int16_t* dst = p.pa + r * p.lda;
+    int64_t i = 0;
+    if (p.split) {
+      const int16_t* src = static_cast<const int16_t*>(p.a) + r * p.k;
+      for (; i + 16 <= p.k; i += 16) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i)));
+      }
+      for (; i < p.k; ++i) dst[i] = src[i];
+    } else {
+      const int8_t* src = static_cast<const int8_t*>(p.a) + r * p.k;
+      for (; i + 16 <= p.k; i += 16) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_cvtepi8_epi16(v));
+      }
+      for (; i < p.k; ++i) dst[i] = src[i];
+    }
+    for (; i < p.lda; ++i) dst[i] = 0;
+  }
+}
+
+// Slivers [first, last) of b, packed one after another from `out`, with vector unpacks: pair by
+// pair, so that each visit to two rows of b reads (last - first) * 16 or * 8 contiguous columns.
+// The last sliver of an N that is not a multiple of its width is packed as pack_sliver does.
+HAL_VECTOR_TARGET void pack_slivers_vector(const Problem& p, int64_t first, int64_t last, int16_t* out) {
+  const int64_t full = std::min(last, p.n / p.cols);  // slivers with all their columns in b
+  const int64_t whole = p.k / 2;                      // pairs with both rows in b (odd K: the last is a row and zeros)
+  const int64_t size = p.sliver_size();
+  // The rows a few pairs ahead are prefetched: two rows of b are N elements apart, a stride the
+  // hardware prefetchers follow poorly when N is large.
+  constexpr int64_t kAhead = 8;
+  const int64_t elem = p.split ? 2 : 1, row_bytes = p.n * elem;
+  const int64_t span_first = first * p.cols * elem, span_last = std::min(last * p.cols, p.n) * elem;
+  const char* bytes = static_cast<const char*>(p.b);
+  for (int64_t q = 0; q < p.pairs; ++q) {
+    if (q + kAhead < whole) {
+      const char* ahead = bytes + 2 * (q + kAhead) * row_bytes;
+      for (int64_t at = span_first; at < span_last; at += 64) {
+        _mm_prefetch(ahead + at, _MM_HINT_T0);
+        _mm_prefetch(ahead + row_bytes + at, _MM_HINT_T0);
+      }
+    }
+    int16_t* dst = out + q * kPairInt16s;
+    if (p.split) {
+      const int16_t* r0 = static_cast<const int16_t*>(p.b) + 2 * q * p.n;
+      const int16_t* r1 = r0 + p.n;
+      const __m256i low_byte = _mm256_set1_epi16(0xff);
+      for (int64_t j = first; j < full; ++j, dst += size) {
+        const __m128i x0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r0 + j * kCols16));
+        const __m128i x1 = q < whole ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(r1 + j * kCols16)) : _mm_setzero_si128();
+        const __m256i v = _mm256_set_m128i(_mm_unpackhi_epi16(x0, x1), _mm_unpacklo_epi16(x0, x1));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(dst), _mm256_and_si256(v, low_byte));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(dst + 16), _mm256_srai_epi16(v, 8));
+      }
+    } else {
+      const int8_t* r0 = static_cast<const int8_t*>(p.b) + 2 * q * p.n;
+      const int8_t* r1 = r0 + p.n;
+      for (int64_t j = first; j < full; ++j, dst += size) {
+        const __m128i x0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r0 + j * kCols8));
+        const __m128i x1 = q < whole ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(r1 + j * kCols8)) : _mm_setzero_si128();
+        _mm256_store_si256(reinterpret_cast<__m256i*>(dst), _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(x0, x1)));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(dst + 16), _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(x0, x1)));
+      }
+    }
+  }
+  for (int64_t j = std::max(first, full); j < last; ++j) {
+    if (p.split) {
+      pack_sliver<int16_t>(p, j, out + (j - first) * size);
+    } else {
+      pack_sliver<int8_t>(p, j, out + (j - first) * size);
+    }
+  }
+}
+
+#endif  // HAL_X86_DISPATCH
+
+// ---- blocking and threads ---------------------------------------------------------------------
+
+template <bool kVector>
+void widen_a(const Problem& p, int64_t first, int64_t last) {
+#if defined(HAL_X86_DISPATCH)
+  if constexpr (kVector) {
+    widen_rows_vector(p, first, last);
+    return;
+  }
+#endif
+  if (p.split) {
+    widen_rows<int16_t>(p, first, last);
+  } else {
+    widen_rows<int8_t>(p, first, last);
+  }
+}
+
+// Slivers [first, last) of b, packed one after another from `out`.
+template <bool kVector>
+void pack_b(const Problem& p, int64_t first, int64_t last, int16_t* out) {
+#if defined(HAL_X86_DISPATCH)
+  if constexpr (kVector) {
+    pack_slivers_vector(p, first, last, out);
+    return;
+  }
+#endif
+  for (int64_t j = first; j < last; ++j, out += p.sliver_size()) {
+    if (p.split) {
+      pack_sliver<int16_t>(p, j, out);
+    } else {
+      pack_sliver<int8_t>(p, j, out);
+    }
+  }
+}
+
+// The scales of a tile's rows and columns.
+struct TileScales {
+  float sa[kMR], sb_local[kCols8];
+  const float* sb;
+  int cols;
+  TileScales(const Problem& p, int64_t row0, int rows, int64_t col0) {
+    cols = static_cast<int>(std::min(p.cols, p.n - col0));
+    for (int r = 0; r < rows; ++r) sa[r] = p.sa[p.row_scales ? row0 + r : 0];
+    sb = p.sb + col0;
+    if (!p.col_scales || cols < p.cols) {
+      for (int64_t c = 0; c < kCols8; ++c) sb_local[c] = p.sb[p.col_scales && c < cols ? col0 + c : 0];
+      sb = sb_local;
+    }
+  }
+};
+
+// Rows [row0, row0 + rows) (rows <= kMR) against sliver j (packed at `sliver`), stored to y.
+template <bool kVector>
+void tile(const Problem& p, int64_t row0, int rows, int64_t j, const int16_t* sliver) {
+  const int64_t col0 = j * p.cols;
+  const Tile whole{p.pa + row0 * p.lda, sliver, p.lda, 0, p.pairs};
+#if defined(HAL_X86_DISPATCH)
+  if constexpr (kVector) {
+    if (p.split ? p.pairs <= kDoublePairs16 : p.pairs <= kChunk8) {  // all of it in the tile
+      const TileScales s(p, row0, rows, col0);
+      (p.split ? kTileInt16 : kTileInt8)[rows](whole, Epilogue{p.y + row0 * p.n + col0, p.n, s.cols, s.sa, s.sb, nullptr});
+      return;
+    }
+    int64_t acc[kMR * kCols8];
+    if (p.split) {
+      alignas(32) int64_t totals[kMR * kCols16];
+      kTileInt16[rows](whole, Epilogue{nullptr, 0, 0, nullptr, nullptr, totals});
+      for (int r = 0; r < rows; ++r) std::copy(totals + r * kCols16, totals + (r + 1) * kCols16, acc + r * kCols8);
+    } else {  // int8 past 2 * kChunk8 = 65536 k: int32 sums of chunks added in int64
+      std::fill(acc, acc + kMR * kCols8, int64_t{0});
+      alignas(32) int32_t sums[kMR * kCols8];
+      for (int64_t q0 = 0; q0 < p.pairs; q0 += kChunk8) {
+        Tile part = whole;
+        part.p0 = q0;
+        part.p1 = std::min(p.pairs, q0 + kChunk8);
+        kTileInt8[rows](part, Epilogue{nullptr, 0, 0, nullptr, nullptr, sums});
+        for (int64_t i = 0; i < rows * kCols8; ++i) acc[i] += sums[i];
+      }
+    }
+    store_tile(p, row0, rows, col0, acc, kCols8);
+    return;
+  }
+#endif
+  int64_t acc[kMR * kCols8] = {};
+  if (p.split) {
+    tile_baseline<true>(whole, rows, acc);
+  } else {
+    tile_baseline<false>(whole, rows, acc);
+  }
+  store_tile(p, row0, rows, col0, acc, kCols8);
+}
+
+// Cache blocking: a block of slivers (up to kBlockB bytes, in L2 or L3; wide blocks make packing
+// read more of each row of b at a time) passes under blocks of rows of a (about kBlockA bytes, in
+// L2), each sliver (in L1 for K up to about 500, else L2) serving every row tile of the block
+// before the next. K is not blocked: a tile runs over all of it.
+constexpr int64_t kBlockB = 1 << 20, kBlockA = 128 << 10;
+
+int64_t block_slivers(const Problem& p) {
+  return std::max<int64_t>(1, kBlockB / std::max<int64_t>(1, p.sliver_size() * 2));
+}
+
+// Rows [row_first, row_last) (row_first a multiple of kMR) against slivers [first, last). With
+// `block` set, each block of slivers is packed there first; otherwise p.pb holds all of b packed.
+template <bool kVector>
+void run_range(const Problem& p, int64_t row_first, int64_t row_last, int64_t first, int64_t last, int16_t* block) {
+  const int64_t block_rows = std::max<int64_t>(1, kBlockA / (p.lda * 2 * kMR)) * kMR;
+  for (int64_t j0 = first; j0 < last; j0 += block_slivers(p)) {
+    const int64_t j1 = std::min(last, j0 + block_slivers(p));
+    const int16_t* packed = p.pb + j0 * p.sliver_size();
+    if (block != nullptr) {
+      pack_b<kVector>(p, j0, j1, block);
+      packed = block;
+    }
+    for (int64_t r0 = row_first; r0 < row_last; r0 += block_rows) {
+      const int64_t r1 = std::min(row_last, r0 + block_rows);
+      for (int64_t j = j0; j < j1; ++j) {
+        const int16_t* sliver = packed + (j - j0) * p.sliver_size();
+        for (int64_t row = r0; row < r1; row += kMR) {
+          tile<kVector>(p, row, static_cast<int>(std::min<int64_t>(kMR, r1 - row)), j, sliver);
+        }
+      }
+    }
+  }
+}
+
+// Below this many multiply-adds per thread a call stays on fewer threads: waking one costs tens
+// of microseconds on a loaded host.
+constexpr int64_t kMinMacsPerThread = int64_t{2} << 20;
+// Work is shared in units that threads take in turn, about this many per thread, so that a thread
+// slowed by a busy core (other processes, BLAS or OpenMP threads still spinning) takes fewer.
+constexpr int64_t kUnitsPerThread = 4;
+
+template <bool kVector>
+int32_t qmm_run(hal_kernel_call* call, Problem& p) {
+  // Units are groups of slivers (each unit packs its slivers of b block by block and runs all the
+  // rows over them) or, when there are too few slivers to share, groups of rows (b packed whole
+  // here first, each unit widening its rows of a).
+  const int64_t macs = p.m * p.n * std::max<int64_t>(p.k, 1);
+  const int64_t threads = std::clamp<int64_t>(macs / kMinMacsPerThread, 1, std::max<int32_t>(call->num_threads, 1));
+  const int64_t panels = (p.m + kMR - 1) / kMR;
+  const bool by_rows = threads > 1 && p.slivers < 2 * threads && panels >= threads;
+  const int64_t wanted = threads == 1 ? 1 : threads * kUnitsPerThread;
+  const int64_t unit = by_rows ? (panels + wanted - 1) / wanted : (p.slivers + wanted - 1) / wanted;
+  const int64_t units = by_rows ? (panels + unit - 1) / unit : (p.slivers + unit - 1) / unit;
+  const int64_t block = std::min(block_slivers(p), unit);  // slivers of one thread's block buffer
+  p.pa = scratch_a().get(p.m * p.lda);
+  p.pb = scratch_b().get((by_rows ? p.slivers : threads * block) * p.sliver_size());
+  if (p.pa == nullptr || p.pb == nullptr) {
+    return hal_fail(call, HAL_ERR_INTERNAL, "QuantizedMatMul: out of memory for the packed operands");
+  }
+  if (by_rows) {
+    pack_b<kVector>(p, 0, p.slivers, p.pb);
+  } else {
+    widen_a<kVector>(p, 0, p.m);
+  }
+  if (threads == 1) {
+    run_range<kVector>(p, 0, p.m, 0, p.slivers, p.pb);
+    return HAL_OK;
+  }
+  std::atomic<int64_t> next{0};
+  parallel_for(threads, kMinElementsPerThread, static_cast<int32_t>(threads), [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      for (int64_t u = next.fetch_add(1); u < units; u = next.fetch_add(1)) {
+        if (by_rows) {
+          const int64_t first = u * unit * kMR, last = std::min(p.m, (u + 1) * unit * kMR);
+          widen_a<kVector>(p, first, last);
+          run_range<kVector>(p, first, last, 0, p.slivers, nullptr);
+        } else {
+          run_range<kVector>(p, 0, p.m, u * unit, std::min(p.slivers, (u + 1) * unit), p.pb + t * block * p.sliver_size());
         }
       }
     }
   });
   return HAL_OK;
+}
+
+int32_t qmm_compute(hal_kernel_call* call) {
+  struct Trim {  // on every way out
+    ~Trim() {
+      scratch_a().trim();
+      scratch_b().trim();
+    }
+  } trim;
+  const hal_tensor &a = call->inputs[0], &b = call->inputs[1];
+  Problem p{};
+  p.a = a.data;
+  p.b = b.data;
+  p.sa = static_cast<const float*>(call->inputs[2].data);
+  p.sb = static_cast<const float*>(call->inputs[3].data);
+  p.row_scales = hal_numel(&call->inputs[2]) > 1;
+  p.col_scales = hal_numel(&call->inputs[3]) > 1;
+  p.y = static_cast<float*>(call->outputs[0].data);
+  p.m = rows_of(a);
+  p.k = a.shape[a.ndim - 1];
+  p.n = b.shape[1];
+  if (p.m == 0 || p.n == 0) return HAL_OK;
+  p.pairs = (p.k + 1) / 2;
+  p.split = a.dtype == HAL_INT16;
+  p.cols = p.split ? kCols16 : kCols8;
+  p.slivers = (p.n + p.cols - 1) / p.cols;
+  // Rows a multiple of 4 KiB apart would put a tile's six rows of a in one L1 set.
+  p.lda = 2 * p.pairs + ((4 * p.pairs) % 4096 == 0 ? 32 : 0);
+  return cpu_has_avx2_fma_f16c() ? qmm_run<true>(call, p) : qmm_run<false>(call, p);
 }
 
 }  // namespace

@@ -98,6 +98,65 @@ def test_quantized_matmul_int16_extremes_do_not_overflow():
     assert np.all(got == np.float32(k * 2**30))
 
 
+def _full_range(rng, dtype, shape):
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16])
+@pytest.mark.parametrize("threads", [1, 2, 4])
+@pytest.mark.parametrize("m, k, n", [
+    (41, 3001, 70),   # odd K over several cache blocks of a and of b; M, N not multiples of the 6 x 16 / 6 x 8 tile
+    (100, 3000, 20),  # too few column slivers to share: two threads split the rows
+    (13, 257, 530),   # more than one 128-pair int32 chunk per int16 tile
+    (7, 2, 33),
+    (5, 0, 20),       # K = 0: zeros
+])
+def test_quantized_matmul_blocked_shapes_and_threads(dtype, threads, m, k, n):
+    rng = np.random.default_rng(m * k + n)
+    a, b = _full_range(rng, dtype, (m, k)), _full_range(rng, dtype, (k, n))
+    sa = rng.uniform(1e-4, 1e-2, m).astype(np.float32)
+    sb = rng.uniform(1e-4, 1e-2, n).astype(np.float32)
+    before = ops.get_num_threads()
+    try:
+        ops.set_num_threads(threads)
+        per_channel = ops.quantized_matmul(a, b, sa, sb)
+        per_tensor = ops.quantized_matmul(a, b, sa[:1], sb[:1])
+    finally:
+        ops.set_num_threads(before)
+    np.testing.assert_array_equal(per_channel, ref.quantized_matmul(a, b, sa, sb))
+    np.testing.assert_array_equal(per_tensor, ref.quantized_matmul(a, b, sa[:1], sb[:1]))
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16])
+@pytest.mark.parametrize("k", [70001, 140000])
+def test_quantized_matmul_long_k_is_exact(dtype, k):
+    """Long K: int8 sums 32768 pairs at a time in int32 (140000 * 128^2 would overflow one int32
+    sum), int16 128 at a time; the extremes of the range everywhere, and random values, against
+    exact int64 sums."""
+    low = np.iinfo(dtype).min
+    a, b = np.full((3, k), low, dtype), np.full((k, 5), low, dtype)
+    got = ops.quantized_matmul(a, b, 1.0, 1.0)
+    assert np.all(got == np.float32(k * float(low) ** 2))
+    np.testing.assert_array_equal(got, ref.quantized_matmul(a, b, 1.0, 1.0))
+    rng = np.random.default_rng(k)
+    a, b = _full_range(rng, dtype, (7, k)), _full_range(rng, dtype, (k, 17))
+    sa, sb = np.float32(3e-3), rng.uniform(1e-4, 1e-2, 17).astype(np.float32)
+    np.testing.assert_array_equal(ops.quantized_matmul(a, b, sa, sb), ref.quantized_matmul(a, b, sa, sb))
+
+
+def test_quantized_matmul_int16_sums_beyond_2_to_the_51():
+    """Past K = 2^20 an int16 sum can leave double's exact integers' range (2^53 with margin): such
+    tiles convert their int64 totals one by one, still exactly as the reference."""
+    k = (1 << 20) + 3
+    a = np.full((1, k), -32768, np.int16)
+    b = np.full((k, 2), -32768, np.int16)
+    b[::2, 1] = 32767
+    got = ops.quantized_matmul(a, b, 1.0, 1.0)
+    np.testing.assert_array_equal(got, ref.quantized_matmul(a, b, 1.0, 1.0))
+    assert got[0, 0] == np.float32(k * 2.0**30)
+
+
 def test_quantized_matmul_batched_and_agrees_with_kunlun_fc_emulation():
     """The kernel (int32 accumulation) computes what hal.sim.numerics' Kunlun int16 FC emulation
     computes, within the emulation's float32 summing of the same int16 products."""
