@@ -103,7 +103,8 @@ def from_fractal_nz(x, *, rows: int, cols: int):
 
 
 def _scale(value: Any) -> Any:
-    """Python numbers and lists of scales become float32 arrays; arrays and tensors pass as given."""
-    if isinstance(value, (int, float, list, tuple)):
+    """Python and numpy numbers and lists of scales become float32 arrays (a numpy scalar otherwise
+    takes the general path, 3 us slower); arrays and tensors pass as given."""
+    if isinstance(value, (int, float, list, tuple, np.generic)):
         return np.asarray(value, dtype=np.float32)
     return value
