@@ -19,13 +19,19 @@ import argparse
 import contextlib
 import importlib.util
 import math
+import os
 import sys
 
-import numpy as np
+# OpenBLAS's idle workers busy-wait for about 0.1 s after each BLAS call (numpy's einsum and
+# matmul here), holding the second core while hal or torch is timed next; a short timeout makes
+# them sleep. Set before numpy loads OpenBLAS; it changes no computed figure, only who waits.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
-import hal
-from hal import ops
-from _harness import median_seconds, print_table
+import numpy as np  # noqa: E402
+
+import hal  # noqa: E402
+from hal import ops  # noqa: E402
+from _harness import median_seconds, print_table  # noqa: E402
 
 SIZES = {"4K": 4 << 10, "256K": 256 << 10, "4M": 4 << 20, "64M": 64 << 20}
 WIDTH = 1024  # row length of the row-wise kernels (a hidden size)
@@ -192,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         torch = None
     wanted = {o.strip() for o in args.ops.split(",") if o.strip()}
     print(f"bench_ops: numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}, "
-          f"{len(__import__('os').sched_getaffinity(0))} cores available")
+          f"{len(os.sched_getaffinity(0))} cores available")
     if importlib.util.find_spec("threadpoolctl") is None:
         print("warning: threadpoolctl is not installed, so numpy's BLAS uses every core in the 1-thread rows")
     rows, misses = [], []

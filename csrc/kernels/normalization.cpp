@@ -42,6 +42,7 @@ struct RmsNormRow {
 };
 
 struct LayerNormRow {
+  static constexpr int64_t kCost = 2;  // three passes over each row: mean, variance, normalize (RowCost)
   const float* gamma;
   const float* beta;  // null: no shift
   int64_t width;

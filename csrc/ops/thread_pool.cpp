@@ -40,7 +40,7 @@ ThreadPool& ThreadPool::global() {
 void ThreadPool::run(int32_t count, const std::function<void(int32_t)>& task) {
   std::unique_lock owner(busy_, std::try_to_lock);
   if (!owner.owns_lock() || count <= 1) {
-    for (int32_t i = 0; i < count; ++i) task(i);
+    task(0);
     return;
   }
   {
@@ -52,12 +52,16 @@ void ThreadPool::run(int32_t count, const std::function<void(int32_t)>& task) {
     }
     task_ = &task;
     count_ = count;
-    pending_.store(count - 1, std::memory_order_relaxed);
+    closed_ = false;
     generation_.fetch_add(1, std::memory_order_release);
   }
   start_.notify_all();
   task(0);
-  auto finished = [this] { return pending_.load(std::memory_order_acquire) == 0; };
+  {
+    std::lock_guard lock(mutex_);
+    closed_ = true;  // from here on a worker that wakes up finds nothing to join
+  }
+  auto finished = [this] { return active_.load(std::memory_order_acquire) == 0; };
   if (!spin_until(finished)) {
     std::unique_lock lock(mutex_);
     done_.wait(lock, finished);
@@ -70,18 +74,20 @@ void ThreadPool::work(int32_t index) {
     auto started = [&] { return generation_.load(std::memory_order_acquire) != seen; };
     const std::function<void(int32_t)>* task;
     {
-      // run() writes generation, count and task together under the mutex: read them together too.
       if (!spin_until(started)) {
         std::unique_lock lock(mutex_);
         start_.wait(lock, started);
       }
+      // run() writes generation, count, task and closed under the mutex: read them, and join the
+      // call, under it too, so a worker can never join a call whose caller has returned.
       std::lock_guard lock(mutex_);
       seen = generation_.load(std::memory_order_relaxed);
-      if (index >= count_) continue;
+      if (index >= count_ || closed_) continue;
+      active_.fetch_add(1, std::memory_order_relaxed);
       task = task_;
     }
     (*task)(index);
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       // Under the mutex, so that a caller between its last check and its wait cannot miss this.
       std::lock_guard lock(mutex_);
       done_.notify_one();

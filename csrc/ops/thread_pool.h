@@ -24,8 +24,12 @@ class ThreadPool {
  public:
   static ThreadPool& global();
 
-  // Runs task(i) for i in [0, count): i = 0 on the calling thread, the others on workers; returns
-  // when all are done. While another call is using the workers, runs every task on the caller.
+  // Runs task(0) on the calling thread and task(i), i in [1, count), on each worker that starts
+  // before task(0) has returned; returns when every started task is done. A worker whose core is
+  // busy elsewhere (torch's or BLAS's spinning threads, another process) is not waited for, so
+  // tasks must share their work dynamically: parallel_for hands out chunks through an atomic
+  // counter, and the caller's task returns only when no chunk is left. While another call is
+  // using the workers, the caller runs task(0) alone.
   void run(int32_t count, const std::function<void(int32_t)>& task);
 
  private:
@@ -38,7 +42,8 @@ class ThreadPool {
   // Written by run() under mutex_ with generation_, read by workers under mutex_.
   const std::function<void(int32_t)>* task_ = nullptr;
   int32_t count_ = 0;
-  std::atomic<int32_t> pending_{0};
+  bool closed_ = false;  // under mutex_: the caller's task(0) returned, late workers skip this call
+  std::atomic<int32_t> active_{0};  // workers running a task of this call (joined under mutex_)
   std::atomic<uint64_t> generation_{0};
 };
 
