@@ -278,6 +278,30 @@ py::array new_output_array(int32_t dtype, const std::vector<py::ssize_t>& shape)
   return py::array(type, shape);
 }
 
+// One call of a kernel with its outputs inferred: the converted attributes, the output
+// descriptors and the error buffer that hal_kernel_call points into, kept together (and in place:
+// the call holds their addresses) for infer() to report and run() to compute with.
+class InferredCall {
+ public:
+  InferredCall(const hal::ops::Kernel& kernel, std::vector<hal_tensor>& inputs, const py::dict& attrs, const std::string& label)
+      : attrs_(convert_attrs(attrs, label)),
+        call{inputs.data(), static_cast<int32_t>(inputs.size()), outputs_, 0, attrs_.attrs.data(),
+             static_cast<int32_t>(attrs_.attrs.size()), hal::ops::num_threads(), message_, sizeof(message_)} {
+    check_status(kernel.infer(&call), message_, kernel);
+  }
+  InferredCall(const InferredCall&) = delete;
+  InferredCall& operator=(const InferredCall&) = delete;
+  const char* message() const { return message_; }
+
+ private:
+  KernelAttrs attrs_;
+  hal_tensor outputs_[HAL_MAX_OUTPUTS]{};
+  char message_[1024] = "";
+
+ public:
+  hal_kernel_call call;
+};
+
 // A registered kernel as Python sees it: infer() and run().
 struct KernelHandle {
   const hal::ops::Kernel* kernel;
@@ -292,13 +316,7 @@ struct KernelHandle {
       if (code < 0) raise_hal("UnsupportedDTypeError", label() + ": input " + std::to_string(i) + " has dtype " + inputs[i].first + ", which kernels cannot take");
       tensors.push_back(describe(code, inputs[i].second, nullptr, *kernel, i));
     }
-    KernelAttrs converted = convert_attrs(attrs, label());
-    hal_tensor outputs[HAL_MAX_OUTPUTS]{};
-    char message[1024] = "";
-    hal_kernel_call call{tensors.data(), static_cast<int32_t>(tensors.size()), outputs, 0, converted.attrs.data(),
-                         static_cast<int32_t>(converted.attrs.size()), hal::ops::num_threads(), message, sizeof(message)};
-    check_status(kernel->infer(&call), message, *kernel);
-    return output_specs(call);
+    return output_specs(InferredCall(*kernel, tensors, attrs, label()).call);
   }
 
   // Runs on C-contiguous numpy arrays, into `outputs` when given (checked against infer), else
@@ -327,12 +345,8 @@ struct KernelHandle {
       nbytes += a.nbytes();
       arrays.push_back(std::move(a));
     }
-    KernelAttrs converted = convert_attrs(attrs, label());
-    hal_tensor outs[HAL_MAX_OUTPUTS]{};
-    char message[1024] = "";
-    hal_kernel_call call{tensors.data(), static_cast<int32_t>(tensors.size()), outs, 0, converted.attrs.data(),
-                         static_cast<int32_t>(converted.attrs.size()), hal::ops::num_threads(), message, sizeof(message)};
-    check_status(kernel->infer(&call), message, *kernel);
+    InferredCall inferred(*kernel, tensors, attrs, label());
+    hal_kernel_call& call = inferred.call;
     py::list result;
     const bool given = !outputs.is_none();
     py::list out_list = given ? py::list(outputs) : py::list();
@@ -341,7 +355,7 @@ struct KernelHandle {
                                             std::to_string(out_list.size()) + " output array(s)");
     }
     for (int32_t i = 0; i < call.num_outputs; ++i) {
-      hal_tensor& t = outs[i];
+      hal_tensor& t = call.outputs[i];
       std::vector<py::ssize_t> shape(t.shape, t.shape + t.ndim);
       py::array array;
       if (given) {
@@ -367,7 +381,7 @@ struct KernelHandle {
     } else {
       status = kernel->compute(&call);
     }
-    check_status(status, message, *kernel);
+    check_status(status, inferred.message(), *kernel);
     return result;
   }
 };
