@@ -1,6 +1,7 @@
 // hal._C: the Python binding of the native core. Only argument conversion,
 // buffer acquisition and GIL handling live here; the logic is in
-// csrc/memory (Arena) and csrc/dlpack (DLPack export/import).
+// csrc/memory (Arena) and csrc/dlpack (DLPack export/import); kernels are
+// bound in kernel_bindings.cpp.
 #include <pybind11/pybind11.h>
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
@@ -9,7 +10,6 @@
 #include <cstdio>
 #include <algorithm>
 #include <functional>
-#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,17 +18,14 @@
 
 #include "dlpack/dlpack_export.h"
 #include "dlpack/dlpack_import.h"
+#include "kernel_bindings.h"
 #include "memory/arena.h"
-#include "ops/registry.h"
 
 namespace py = pybind11;
 
 namespace {
 
-// Copies at least this large run with the GIL released. Smaller ones finish
-// in a few microseconds, less than giving the GIL away and waiting to get it
-// back from a busy thread (up to the 5 ms switch interval) would cost.
-constexpr int64_t kReleaseGilBytes = 64 * 1024;
+using hal::python::kReleaseGilBytes;
 
 template <typename F>
 void run_copy(int64_t nbytes, F&& copy) {
@@ -135,256 +132,6 @@ std::string arena_repr(const hal::Arena& a) {
   return buf;
 }
 
-
-// ---------------------------------------------------------------- kernels
-// Raises the hal.errors class `name` (looked up at raise time: hal is fully imported by then).
-[[noreturn]] void raise_hal(const char* name, const std::string& message) {
-  py::object type = py::module_::import("hal.errors").attr(name);
-  PyErr_SetString(type.ptr(), message.c_str());
-  throw py::error_already_set();
-}
-
-template <class F>
-auto registry_call(F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const hal::ops::RegistryError& e) {
-    raise_hal(e.kind() == hal::ops::RegistryError::Kind::kNotFound ? "KernelNotFoundError" : "KernelLibraryError", e.what());
-  }
-}
-
-// numpy dtype objects by hal_dtype code, set by hal.ops (bfloat16 comes from ml_dtypes).
-std::vector<py::object>& numpy_dtypes() {
-  static auto* table = new std::vector<py::object>();  // leaked: outlives the interpreter's teardown order
-  return *table;
-}
-
-int32_t dtype_code_of(const py::array& a) {
-  const auto& table = numpy_dtypes();
-  for (size_t code = 0; code < table.size(); ++code) {
-    if (!table[code].is_none() && a.dtype().is(table[code])) return static_cast<int32_t>(code);
-  }
-  for (size_t code = 0; code < table.size(); ++code) {
-    if (!table[code].is_none() && a.dtype().equal(table[code])) return static_cast<int32_t>(code);
-  }
-  return -1;
-}
-
-struct KernelAttrs {
-  std::vector<hal_attr> attrs;
-  std::list<std::string> strings;  // stable addresses for attr names and string values
-};
-
-KernelAttrs convert_attrs(const py::dict& attrs, const std::string& op) {
-  KernelAttrs out;
-  for (auto item : attrs) {
-    out.strings.push_back(py::str(item.first));
-    hal_attr a{out.strings.back().c_str(), HAL_ATTR_INT, 0, 0.0, nullptr};
-    py::handle v = item.second;
-    if (py::isinstance<py::bool_>(v) || py::isinstance<py::int_>(v)) {
-      a.kind = HAL_ATTR_INT;
-      a.i = v.cast<int64_t>();
-    } else if (py::isinstance<py::float_>(v)) {
-      a.kind = HAL_ATTR_FLOAT;
-      a.f = v.cast<double>();
-    } else if (py::isinstance<py::str>(v) || py::isinstance<py::bytes>(v)) {
-      out.strings.push_back(v.cast<std::string>());
-      a.kind = HAL_ATTR_STRING;
-      a.s = out.strings.back().c_str();
-    } else {
-      raise_hal("InvalidArgumentError", op + ": attribute '" + out.strings.front() + "' must be an int, float or str, got " +
-                                            std::string(Py_TYPE(v.ptr())->tp_name));
-    }
-    out.attrs.push_back(a);
-  }
-  return out;
-}
-
-void check_status(int32_t status, const char* message, const hal::ops::Kernel& k) {
-  if (status == HAL_OK) return;
-  std::string text = message[0] ? message : "the kernel reported failure without a message";
-  std::string where = k.domain + "::" + k.op + " (" + k.backend + "/" + k.dtype + ")";
-  if (text.rfind(k.op, 0) != 0) text = where + ": " + text;
-  raise_hal(status == HAL_ERR_INVALID_ARGUMENT ? "InvalidArgumentError"
-            : status == HAL_ERR_DTYPE          ? "UnsupportedDTypeError"
-                                               : "DeviceError",
-            text);
-}
-
-hal_tensor describe(int32_t dtype, const std::vector<int64_t>& shape, void* data, const hal::ops::Kernel& k, size_t index) {
-  if (shape.size() > HAL_MAX_DIMS) {
-    raise_hal("InvalidArgumentError", k.domain + "::" + k.op + ": input " + std::to_string(index) + " has " +
-                                          std::to_string(shape.size()) + " dimensions; kernels take at most " +
-                                          std::to_string(HAL_MAX_DIMS));
-  }
-  hal_tensor t{};
-  t.data = data;
-  t.dtype = dtype;
-  t.ndim = static_cast<int32_t>(shape.size());
-  for (size_t d = 0; d < shape.size(); ++d) t.shape[d] = shape[d];
-  return t;
-}
-
-py::tuple output_specs(const hal_kernel_call& call) {
-  py::tuple specs(call.num_outputs);
-  for (int32_t i = 0; i < call.num_outputs; ++i) {
-    const hal_tensor& t = call.outputs[i];
-    specs[i] = py::make_tuple(hal_dtype_name(t.dtype), py::tuple(py::cast(std::vector<int64_t>(t.shape, t.shape + t.ndim))));
-  }
-  return specs;
-}
-
-// ---- kernel outputs returned as numpy arrays --------------------------------------------------
-//
-// Outputs of 1 MiB and more come from a process-wide caching Arena (csrc/memory/arena.h), the
-// same allocator that holds a device's memory, instead of a fresh malloc. A fresh block is fresh
-// pages: the kernel's first write to each 4 KiB page faults into the OS, which zeroes it, and for
-// a 64 MiB RMSNorm that is a third of the call (numpy pays it on every temporary). A cached block
-// was touched before, so a model that calls the same kernels on the same shapes step after step
-// writes straight to memory, as onnxruntime's CPU arena and torch's caching allocator do. The
-// array's base is a capsule that returns the block when the last view of it goes away.
-constexpr int64_t kCachedOutputBytes = int64_t{1} << 20;
-
-// Live plus cached outputs held by the cache at most; beyond it the cache is drained and, when
-// live outputs alone fill it, outputs come from numpy's allocator as before.
-constexpr int64_t kOutputCacheCapacity = int64_t{2} << 30;
-
-hal::Arena& output_cache() {
-  static hal::Arena* arena = new hal::Arena(kOutputCacheCapacity, 64, 0, 64, /*host_addressable=*/true);  // never destroyed:
-  return *arena;                                                                                          // arrays may outlive teardown
-}
-
-void release_output_block(void* address) {
-  try {
-    output_cache().free(reinterpret_cast<uint64_t>(address));
-  } catch (...) {  // a destructor must not throw; free only fails on an unknown address
-  }
-}
-
-py::array new_output_array(int32_t dtype, const std::vector<py::ssize_t>& shape) {
-  py::dtype type = py::reinterpret_borrow<py::dtype>(numpy_dtypes().at(static_cast<size_t>(dtype)));
-  int64_t nbytes = type.itemsize();
-  for (py::ssize_t d : shape) nbytes *= d;
-  if (nbytes >= kCachedOutputBytes) {
-    uint64_t address = 0;
-    try {
-      address = output_cache().allocate(nbytes);
-    } catch (const hal::ArenaOutOfMemory&) {
-      return py::array(type, shape);
-    }
-    py::capsule owner(reinterpret_cast<void*>(address), release_output_block);
-    return py::array(type, shape, {}, output_cache().host_pointer(address), owner);
-  }
-  return py::array(type, shape);
-}
-
-// One call of a kernel with its outputs inferred: the converted attributes, the output
-// descriptors and the error buffer that hal_kernel_call points into, kept together (and in place:
-// the call holds their addresses) for infer() to report and run() to compute with.
-class InferredCall {
- public:
-  InferredCall(const hal::ops::Kernel& kernel, std::vector<hal_tensor>& inputs, const py::dict& attrs, const std::string& label)
-      : attrs_(convert_attrs(attrs, label)),
-        call{inputs.data(), static_cast<int32_t>(inputs.size()), outputs_, 0, attrs_.attrs.data(),
-             static_cast<int32_t>(attrs_.attrs.size()), hal::ops::num_threads(), message_, sizeof(message_)} {
-    check_status(kernel.infer(&call), message_, kernel);
-  }
-  InferredCall(const InferredCall&) = delete;
-  InferredCall& operator=(const InferredCall&) = delete;
-  const char* message() const { return message_; }
-
- private:
-  KernelAttrs attrs_;
-  hal_tensor outputs_[HAL_MAX_OUTPUTS]{};
-  char message_[1024] = "";
-
- public:
-  hal_kernel_call call;
-};
-
-// A registered kernel as Python sees it: infer() and run().
-struct KernelHandle {
-  const hal::ops::Kernel* kernel;
-
-  std::string label() const { return kernel->domain + "::" + kernel->op; }
-
-  // [(dtype name, shape)] of the outputs for inputs [(dtype name, shape)].
-  py::tuple infer(const std::vector<std::pair<std::string, std::vector<int64_t>>>& inputs, const py::dict& attrs) const {
-    std::vector<hal_tensor> tensors;
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      int32_t code = hal::ops::dtype_from_name(inputs[i].first);
-      if (code < 0) raise_hal("UnsupportedDTypeError", label() + ": input " + std::to_string(i) + " has dtype " + inputs[i].first + ", which kernels cannot take");
-      tensors.push_back(describe(code, inputs[i].second, nullptr, *kernel, i));
-    }
-    return output_specs(InferredCall(*kernel, tensors, attrs, label()).call);
-  }
-
-  // Runs on C-contiguous numpy arrays, into `outputs` when given (checked against infer), else
-  // into new arrays; returns the outputs.
-  py::list run(const py::list& inputs, const py::dict& attrs, const py::object& outputs) const {
-    std::vector<py::array> arrays;
-    std::vector<hal_tensor> tensors;
-    int64_t nbytes = 0;
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      if (!py::isinstance<py::array>(inputs[i])) {
-        raise_hal("InvalidArgumentError", label() + ": input " + std::to_string(i) + " must be a numpy array");
-      }
-      py::array a = py::reinterpret_borrow<py::array>(inputs[i]);
-      if (!(a.flags() & py::array::c_style)) {
-        raise_hal("InvalidArgumentError", label() + ": input " + std::to_string(i) +
-                                              " is not C-contiguous; kernels read dense row-major buffers without copying "
-                                              "(pass np.ascontiguousarray(x))");
-      }
-      int32_t code = dtype_code_of(a);
-      if (code < 0) {
-        raise_hal("UnsupportedDTypeError", label() + ": input " + std::to_string(i) + " has dtype " +
-                                               std::string(py::str(a.dtype())) + ", which kernels cannot take");
-      }
-      std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
-      tensors.push_back(describe(code, shape, const_cast<void*>(a.data()), *kernel, i));
-      nbytes += a.nbytes();
-      arrays.push_back(std::move(a));
-    }
-    InferredCall inferred(*kernel, tensors, attrs, label());
-    hal_kernel_call& call = inferred.call;
-    py::list result;
-    const bool given = !outputs.is_none();
-    py::list out_list = given ? py::list(outputs) : py::list();
-    if (given && static_cast<int32_t>(out_list.size()) != call.num_outputs) {
-      raise_hal("InvalidArgumentError", label() + " has " + std::to_string(call.num_outputs) + " output(s), got " +
-                                            std::to_string(out_list.size()) + " output array(s)");
-    }
-    for (int32_t i = 0; i < call.num_outputs; ++i) {
-      hal_tensor& t = call.outputs[i];
-      std::vector<py::ssize_t> shape(t.shape, t.shape + t.ndim);
-      py::array array;
-      if (given) {
-        array = py::reinterpret_borrow<py::array>(out_list[i]);
-        bool ok = py::isinstance<py::array>(out_list[i]) && (array.flags() & py::array::c_style) && array.writeable() &&
-                  dtype_code_of(array) == t.dtype && array.ndim() == t.ndim &&
-                  std::equal(shape.begin(), shape.end(), array.shape());
-        if (!ok) {
-          raise_hal("InvalidArgumentError", label() + ": output " + std::to_string(i) + " must be a writable C-contiguous " +
-                                                hal_dtype_name(t.dtype) + " array of the inferred shape");
-        }
-      } else {
-        array = new_output_array(t.dtype, shape);
-      }
-      t.data = array.mutable_data();
-      nbytes += array.nbytes();
-      result.append(array);
-    }
-    int32_t status;
-    if (nbytes >= kReleaseGilBytes) {
-      py::gil_scoped_release nogil;
-      status = kernel->compute(&call);
-    } else {
-      status = kernel->compute(&call);
-    }
-    check_status(status, inferred.message(), *kernel);
-    return result;
-  }
-};
 
 }  // namespace
 
@@ -643,82 +390,5 @@ producer's memory, alive.
   m.attr("kDLCPU") = 1;
   m.attr("kDLCUDA") = 2;
   // ---------------------------------------------------------------- kernels
-  py::class_<KernelHandle>(m, "Kernel", "A registered kernel: (domain, op, backend, dtype) -> infer and compute.")
-      .def_property_readonly("domain", [](const KernelHandle& k) { return k.kernel->domain; })
-      .def_property_readonly("op", [](const KernelHandle& k) { return k.kernel->op; })
-      .def_property_readonly("backend", [](const KernelHandle& k) { return k.kernel->backend; })
-      .def_property_readonly("dtype", [](const KernelHandle& k) { return k.kernel->dtype; })
-      .def_property_readonly("origin", [](const KernelHandle& k) { return k.kernel->origin; })
-      .def_property_readonly("source", [](const KernelHandle& k) { return k.kernel->source; })
-      .def("infer", &KernelHandle::infer, py::arg("inputs"), py::arg("attrs"),
-           "Output (dtype name, shape) pairs for inputs given as (dtype name, shape); raises the kernel's "
-           "InvalidArgumentError / UnsupportedDTypeError when it rejects them.")
-      .def("run", &KernelHandle::run, py::arg("inputs"), py::arg("attrs"), py::arg("outputs") = py::none(),
-           "Runs on C-contiguous numpy arrays (read in place, never copied) into `outputs` or new arrays; the "
-           "GIL is released while the kernel computes on 64 KiB or more.")
-      .def("__repr__", [](const KernelHandle& k) {
-        return "<hal._C.Kernel " + k.label() + " " + k.kernel->backend + "/" + k.kernel->dtype + " from " + k.kernel->origin + ">";
-      });
-
-  m.def(
-      "find_kernel",
-      [](const std::string& domain, const std::string& op, const std::string& backend, const std::string& dtype) {
-        return registry_call([&] { return KernelHandle{&hal::ops::Registry::global().find(domain, op, backend, dtype)}; });
-      },
-      py::arg("domain"), py::arg("op"), py::arg("backend"), py::arg("dtype"),
-      "The kernel for (domain, op, backend, dtype); hal.KernelNotFoundError naming the backends that have one.");
-  m.def(
-      "has_kernel",
-      [](const std::string& domain, const std::string& op, const std::string& backend, const std::string& dtype) {
-        return hal::ops::Registry::global().try_find(domain, op, backend, dtype) != nullptr;
-      },
-      py::arg("domain"), py::arg("op"), py::arg("backend"), py::arg("dtype"));
-  m.def(
-      "kernels",
-      [] {
-        py::list out;
-        for (const auto& k : hal::ops::Registry::global().list()) {
-          out.append(py::make_tuple(k.domain, k.op, k.backend, k.dtype, k.origin, k.source));
-        }
-        return out;
-      },
-      "Every registered kernel as (domain, op, backend, dtype, origin, source).");
-  m.def(
-      "load_kernel_library",
-      [](const std::string& path) { registry_call([&] { hal::ops::Registry::global().load_library(path); }); },
-      py::arg("path"),
-      "dlopens a kernel library and registers its kernels (all or none); hal.KernelLibraryError when it cannot be "
-      "loaded, has no hal_register_kernels, or registers a kernel that exists.");
-  m.def(
-      "empty_output_cache", [] { return output_cache().empty_cache(); },
-      "Returns the cached blocks of kernel outputs that no array uses any more to the OS; the bytes released.");
-  m.def(
-      "output_cache_stats",
-      [] {
-        hal::ArenaStats st = output_cache().stats();
-        py::dict d;
-        d["live_bytes"] = st.allocated_bytes;
-        d["cached_bytes"] = st.cached_bytes;
-        d["capacity_bytes"] = st.capacity_bytes;
-        d["cache_hits"] = st.cache_hits;
-        d["cache_misses"] = st.cache_misses;
-        return d;
-      },
-      "Bytes of kernel outputs (numpy arrays of 1 MiB or more) held live and cached, the cap, hits and misses.");
-  m.def("set_num_threads", &hal::ops::set_num_threads, py::arg("n"), "Threads each kernel call may use (at least 1).");
-  m.def("get_num_threads", &hal::ops::num_threads);
-  m.def(
-      "_set_numpy_dtypes", [](const py::list& dtypes) {
-        auto& table = numpy_dtypes();
-        table.clear();
-        for (auto d : dtypes) table.push_back(py::reinterpret_borrow<py::object>(d));
-      },
-      "Internal: the numpy dtype of each hal_dtype code, in code order (None where numpy has none).");
-  m.attr("KERNEL_ABI_VERSION") = HAL_KERNEL_ABI_VERSION;
-  m.attr("KERNEL_DTYPES") = [] {
-    py::list names;
-    for (int32_t code = 0; code < HAL_NUM_DTYPES; ++code) names.append(hal_dtype_name(code));
-    return py::tuple(names);
-  }();
-  registry_call([] { hal::ops::register_builtin_kernels(); });
+  hal::python::bind_kernels(m);
 }

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _C
 from .dispatch import call
 from .registry import (
     HAL_DOMAIN,
@@ -43,63 +44,84 @@ __all__ = [
 ]
 
 
+def _entry(op: str, *attrs: tuple[str, str]):
+    """The C entry point of a com.hal op: called with the inputs then the values of `attrs`
+    ((name, "int" | "float" | "str")) in order; numpy inputs run the CPU kernel without a detour
+    through Python, anything else goes to call() (csrc/kernel_bindings.cpp says why)."""
+    return _C.entry_point(HAL_DOMAIN, op, list(attrs), find, call)
+
+
+_rms_norm = _entry("RMSNorm", ("epsilon", "float"))
+_layer_norm = _entry("LayerNorm", ("epsilon", "float"))
+_softmax = _entry("FusedSoftmax")
+_gelu = _entry("FusedGelu", ("approximate", "str"))
+_swiglu = _entry("SwiGLU")
+_rope = _entry("RoPE", ("interleaved", "int"))
+_quantized_matmul = _entry("QuantizedMatMul")
+_to_nc1hwc0 = _entry("ToNC1HWC0", ("c0", "int"))
+_from_nc1hwc0 = _entry("FromNC1HWC0", ("channels", "int"))
+_to_fractal_nz = _entry("ToFractalNZ", ("m0", "int"), ("n0", "int"))
+_from_fractal_nz = _entry("FromFractalNZ", ("rows", "int"), ("cols", "int"))
+
+
 def rms_norm(x, weight, *, epsilon: float = 1e-6):
     """x / sqrt(mean(x^2, last axis) + epsilon) * weight; weight has x's last dimension."""
-    return call(HAL_DOMAIN, "RMSNorm", (x, weight), {"epsilon": float(epsilon)})
+    return _rms_norm(x, weight, epsilon)
 
 
 def layer_norm(x, gamma, beta=None, *, epsilon: float = 1e-5):
     """(x - mean) / sqrt(var + epsilon) * gamma + beta over the last axis."""
-    inputs = (x, gamma) if beta is None else (x, gamma, beta)
-    return call(HAL_DOMAIN, "LayerNorm", inputs, {"epsilon": float(epsilon)})
+    if beta is None:
+        return _layer_norm(x, gamma, epsilon)
+    return _layer_norm(x, gamma, beta, epsilon)
 
 
 def softmax(x):
     """Softmax over the last axis, numerically stable (the row maximum is subtracted first)."""
-    return call(HAL_DOMAIN, "FusedSoftmax", (x,), {})
+    return _softmax(x)
 
 
 def gelu(x, *, approximate: str = "none"):
     """GELU: "none" is the exact erf form, "tanh" the tanh approximation (as torch and ONNX name them)."""
-    return call(HAL_DOMAIN, "FusedGelu", (x,), {"approximate": approximate})
+    return _gelu(x, approximate)
 
 
 def swiglu(x):
     """silu(a) * b, where a and b are the two halves of x's last axis (LLaMA's gated feed-forward)."""
-    return call(HAL_DOMAIN, "SwiGLU", (x,), {})
+    return _swiglu(x)
 
 
 def rope(x, cos, sin, *, interleaved: bool = False):
     """Rotary position embedding of x [..., S, D] by angles given as cos, sin [S, D/2]; pairs
     (i, i + D/2) by default (LLaMA's rotate_half), (2i, 2i + 1) with interleaved=True."""
-    return call(HAL_DOMAIN, "RoPE", (x, cos, sin), {"interleaved": int(bool(interleaved))})
+    return _rope(x, cos, sin, 1 if interleaved else 0)
 
 
 def quantized_matmul(a, b, a_scale, b_scale):
     """float32(a @ b) * (a_scale * b_scale) for symmetric int8 or int16 a [..., K] and b [K, N]:
     exact integer products summed without overflow; a_scale per tensor or per row of a, b_scale
     per tensor or per column (output channel) of b."""
-    return call(HAL_DOMAIN, "QuantizedMatMul", (a, b, _scale(a_scale), _scale(b_scale)), {})
+    return _quantized_matmul(a, b, _scale(a_scale), _scale(b_scale))
 
 
 def to_nc1hwc0(x, *, c0: int = 16):
     """NCHW -> Ascend's NC1HWC0 (N, ceil(C / c0), H, W, c0), the channel padding zero."""
-    return call(HAL_DOMAIN, "ToNC1HWC0", (x,), {"c0": int(c0)})
+    return _to_nc1hwc0(x, c0)
 
 
 def from_nc1hwc0(x, *, channels: int):
     """NC1HWC0 -> NCHW with the original channel count."""
-    return call(HAL_DOMAIN, "FromNC1HWC0", (x,), {"channels": int(channels)})
+    return _from_nc1hwc0(x, channels)
 
 
 def to_fractal_nz(x, *, m0: int = 16, n0: int = 16):
     """(..., M, N) -> Ascend's FRACTAL_NZ (..., ceil(N / n0), ceil(M / m0), m0, n0), padding zero."""
-    return call(HAL_DOMAIN, "ToFractalNZ", (x,), {"m0": int(m0), "n0": int(n0)})
+    return _to_fractal_nz(x, m0, n0)
 
 
 def from_fractal_nz(x, *, rows: int, cols: int):
     """FRACTAL_NZ -> (..., rows, cols), the original matrix size."""
-    return call(HAL_DOMAIN, "FromFractalNZ", (x,), {"rows": int(rows), "cols": int(cols)})
+    return _from_fractal_nz(x, rows, cols)
 
 
 def _scale(value: Any) -> Any:

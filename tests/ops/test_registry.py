@@ -136,11 +136,62 @@ def test_python_kernel_decorator():
         (lambda: ops.from_fractal_nz(np.ones((2, 2, 16, 16), np.float32), rows=40, cols=20), hal.InvalidArgumentError, "rows and cols"),
         (lambda: ops.rms_norm(hal.tensor(np.ones((2, 3), np.float32), device="ascend:0"), hal.tensor(np.ones(3, np.float32), device="kunlun:0")), hal.InvalidArgumentError, "move them to one device"),
         (lambda: ops.set_num_threads(0), hal.InvalidArgumentError, ">= 1"),
+        (lambda: ops.rms_norm(np.ones((2, 3), np.float32), np.ones(3, np.float32), epsilon="tiny"), hal.InvalidArgumentError, "attribute 'epsilon' must be a number, got 'tiny'"),
+        (lambda: ops.gelu(np.ones(3, np.float32), approximate=1), hal.InvalidArgumentError, "attribute 'approximate' must be a str"),
+        (lambda: ops.to_nc1hwc0(np.ones((1, 2, 3, 3), np.float32), c0=2.5), hal.InvalidArgumentError, "attribute 'c0' must be an int"),
+        (lambda: ops.to_fractal_nz(np.ones((2, 3), np.float32), m0=2**80), hal.InvalidArgumentError, "attribute 'm0' must be an int"),
+        (lambda: ops.rms_norm(hal.tensor(np.ones((2, 3), np.float32), device="ascend:0"), np.ones(3, np.float32), epsilon=[1]), hal.InvalidArgumentError, "must be a number"),
     ],
 )
 def test_bad_input_raises_hal_errors(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_entry_points_take_numpy_scalars_lists_subclasses_and_tensors_alike():
+    """hal.ops entry points run numpy arrays in C and hand everything else to hal.ops.call; both
+    ways give the same numbers, and attribute values may be numpy scalars."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 8), dtype=np.float32)
+    w = rng.standard_normal(8, dtype=np.float32)
+    expected = ops.find("com.hal", "RMSNorm", "cpu", "float32").run([x, w], {"epsilon": 1e-5})[0]
+    np.testing.assert_array_equal(ops.rms_norm(x, w, epsilon=1e-5), expected)
+    np.testing.assert_array_equal(ops.rms_norm(x, w, epsilon=np.float32(1e-5)), expected)
+
+    class Sub(np.ndarray):
+        pass
+
+    np.testing.assert_array_equal(ops.rms_norm(x.view(Sub), w, epsilon=1e-5), expected)
+    on_ascend = ops.rms_norm(hal.tensor(x, device="ascend:0"), hal.tensor(w, device="ascend:0"), epsilon=1e-5)
+    assert isinstance(on_ascend, hal.DeviceTensor) and on_ascend.device.name == "ascend:0"
+    np.testing.assert_allclose(on_ascend.numpy(), expected, rtol=1e-6, atol=1e-6)
+    image = rng.standard_normal((1, 20, 2, 3), dtype=np.float32)
+    np.testing.assert_array_equal(ops.to_nc1hwc0(image, c0=np.int64(8)), ops.to_nc1hwc0(image, c0=8))
+    assert ops.to_nc1hwc0(image, c0=np.int64(8)).shape == (1, 3, 2, 3, 8)
+    # A list is not an array: the general path makes it one (float64 here, which has no kernel).
+    with pytest.raises(hal.KernelNotFoundError, match="cpu/float64"):
+        ops.softmax([[1.0, 2.0]])
+
+
+def test_entry_point_runs_cpp_and_python_kernels_and_checks_its_arguments(user_library):
+    from hal import _C
+
+    scaled = _C.entry_point("com.example", "AddOneScaled", [("alpha", "float")], ops.find, ops.call)
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(scaled(x, 2), x * 2 + 1)  # the user's C++ kernel, found once and kept
+    np.testing.assert_array_equal(scaled(x, 0.5), x * 0.5 + 1)
+    np.testing.assert_array_equal(scaled(hal.tensor(x, device="ascend:0"), 3.0).numpy(), x * 3 + 1)
+    with pytest.raises(hal.InvalidArgumentError, match="takes its inputs then 1 attribute value"):
+        scaled(2.0)
+
+    @hal.kernel("Twice", domain="com.example.entry", backends=["cpu"], dtypes=["float32"])
+    def twice(x, *, times: int):
+        return x * np.float32(2 * times)
+
+    doubled = _C.entry_point("com.example.entry", "Twice", [("times", "int")], ops.find, ops.call)
+    np.testing.assert_array_equal(doubled(x, 2), x * 4)  # a Python kernel goes the general way
+    with pytest.raises(ValueError, match="kind must be int, float or str"):
+        _C.entry_point("com.example.entry", "Twice", [("times", "integer")], ops.find, ops.call)
 
 
 def test_fuzz_every_kernel_with_random_shapes_and_dtypes():
