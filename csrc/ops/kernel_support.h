@@ -107,10 +107,17 @@ HAL_ALWAYS_INLINE float bits_to_float(int32_t bits) { return __builtin_bit_cast(
 
 // e^x for every float: Cephes' range reduction x = n ln2 + r and degree-6 polynomial (about 1 ulp
 // on [-87, 88]), 2^n applied in two halves so that subnormal results and overflow to inf come out
-// right; NaN stays NaN.
+// right; NaN stays NaN. Written for what gcc makes of it inside `omp simd` loops, which is most of
+// softmax's and SwiGLU's time: each clamp is a comparison and its own operand in the order of
+// x86's max/min (`lo > x ? lo : x` is exactly vmaxps(lo, x), which passes a NaN x through), and n
+// is rounded by adding 1.5 * 2^23, whose low mantissa bits then hold n (no round or convert).
 HAL_ALWAYS_INLINE float exp_f32(float x) {
-  float c = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
-  float fx = __builtin_floorf(c * 1.44269504088896341f + 0.5f);
+  float c = -104.0f > x ? -104.0f : x;
+  c = 89.0f < c ? 89.0f : c;
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer (|n| < 2^22)
+  float shifted = c * 1.44269504088896341f + kRound;
+  float fx = shifted - kRound;
+  int32_t n = __builtin_bit_cast(int32_t, shifted) - __builtin_bit_cast(int32_t, kRound);
   float r = c - fx * 0.693359375f;
   r = r + fx * 2.12194440e-4f;
   float y = 1.9875691500e-4f;
@@ -120,7 +127,6 @@ HAL_ALWAYS_INLINE float exp_f32(float x) {
   y = y * r + 1.6666665459e-1f;
   y = y * r + 5.0000001201e-1f;
   y = y * r * r + r + 1.0f;
-  int32_t n = static_cast<int32_t>(fx);
   int32_t half = n >> 1;
   return y * bits_to_float((half + 127) << 23) * bits_to_float((n - half + 127) << 23);
 }
