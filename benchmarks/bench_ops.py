@@ -4,7 +4,8 @@
 
 One process, float32 inputs of each size (bytes of the main input; QuantizedMatMul: square int8
 GEMMs whose A has that many bytes, up to 1 MiB), each kernel run with 1 and 2 threads (hal's
-set_num_threads, torch.set_num_threads, BLAS through threadpoolctl when installed). Prints medians,
+set_num_threads, torch.set_num_threads, BLAS through threadpoolctl when installed). Prints medians
+(calls under 1 MiB timed in batches, each contender after a short pause: see timed()),
 speedups (hal's time divided into the others') and hal's GB/s next to this machine's memcpy
 bandwidth at the same size (np.copyto), or GFLOP/s next to its sgemm rate (np.matmul, float32).
 Targets (issue #4): >= 3x numpy and >= 1.0x torch for every kernel, size and thread count.
@@ -21,6 +22,7 @@ import importlib.util
 import math
 import os
 import sys
+import time
 
 # OpenBLAS's idle workers busy-wait for about 0.1 s after each BLAS call (numpy's einsum and
 # matmul here), holding the second core while hal or torch is timed next; a short timeout makes
@@ -31,7 +33,7 @@ import numpy as np  # noqa: E402
 
 import hal  # noqa: E402
 from hal import ops  # noqa: E402
-from _harness import median_seconds, print_table  # noqa: E402
+from _harness import median_per_call, median_seconds, print_table  # noqa: E402
 
 SIZES = {"4K": 4 << 10, "256K": 256 << 10, "4M": 4 << 20, "64M": 64 << 20}
 WIDTH = 1024  # row length of the row-wise kernels (a hidden size)
@@ -170,6 +172,19 @@ def sgemm_rate() -> float:
     return 2 * 512**3 / median_seconds(lambda: a @ a, repeats=10)
 
 
+def timed(fn, work_bytes: int) -> float:
+    """Median seconds of one call. Calls on under 1 MiB are timed in batches (about 1 MiB of work
+    each), since a clock read costs a noticeable part of a microsecond call. Every contender
+    starts after a pause of a few ms: thread pools that spin after a call (torch's OpenMP
+    workers, hal's, BLAS's) hold the other core for a while, and the previous contender's must not
+    slow the next one's first samples; each still warms its own up before it is timed."""
+    time.sleep(0.005)
+    calls = max(1, (1 << 20) // max(work_bytes, 1))
+    if calls == 1:
+        return median_seconds(fn, repeats=_repeats(work_bytes))
+    return median_per_call(fn, calls=calls, repeats=15)
+
+
 def _repeats(nbytes: int) -> int:
     return int(min(50, max(3, (32 << 20) // max(nbytes, 1))))
 
@@ -213,10 +228,10 @@ def main(argv: list[str] | None = None) -> int:
                 for name, hal_fn, np_fn, torch_fn, moved, flops in cases(nbytes, torch):
                     if wanted and name.split(" ")[0] not in wanted:
                         continue
-                    repeats = _repeats(nbytes if not flops else int(flops / 64))
-                    t_hal = median_seconds(hal_fn, repeats=repeats)
-                    t_np = median_seconds(np_fn, repeats=repeats)
-                    t_torch = median_seconds(torch_fn, repeats=repeats) if torch_fn else float("nan")
+                    work = nbytes if not flops else int(flops / 64)
+                    t_hal = timed(hal_fn, work)
+                    t_np = timed(np_fn, work)
+                    t_torch = timed(torch_fn, work) if torch_fn else float("nan")
                     if flops:
                         rate, limit = f"{flops / t_hal / 1e9:.1f} GFLOP/s", f"sgemm {sgemm / 1e9:.1f}"
                     else:
