@@ -175,10 +175,11 @@ def sgemm_rate() -> float:
 def timed(fn, work_bytes: int) -> float:
     """Median seconds of one call. Calls on under 1 MiB are timed in batches (about 1 MiB of work
     each), since a clock read costs a noticeable part of a microsecond call. Every contender
-    starts after a 20 ms pause: thread pools that spin after a call (torch's libgomp workers
-    for some milliseconds, hal's, BLAS's) hold the other core for a while, and the previous contender's must not
-    slow the next one's first samples; each still warms its own up before it is timed."""
-    time.sleep(0.02)
+    starts after a 5 ms pause: thread pools that spin after a call (torch's libgomp workers for
+    a few milliseconds, hal's for 50 us, BLAS's) hold the other core for a while, and the previous
+    contender's must not slow the next one's first samples; each still warms its own up before it
+    is timed. (A longer pause lets this VM's idle vCPU be descheduled, which slows 2-thread calls.)"""
+    time.sleep(0.005)
     calls = max(1, (1 << 20) // max(work_bytes, 1))
     if calls == 1:
         return median_seconds(fn, repeats=_repeats(work_bytes))
