@@ -24,14 +24,14 @@ namespace py = pybind11;
 
 namespace hal::python {
 
+namespace {
+
 // Raises the hal.errors class `name` (looked up at raise time: hal is fully imported by then).
 [[noreturn]] void raise_hal(const char* name, const std::string& message) {
   py::object type = py::module_::import("hal.errors").attr(name);
   PyErr_SetString(type.ptr(), message.c_str());
   throw py::error_already_set();
 }
-
-namespace {
 
 template <class F>
 auto registry_call(F&& f) -> decltype(f()) {
@@ -197,6 +197,7 @@ class InferredCall {
   InferredCall(const hal::ops::Kernel& kernel, hal_tensor* inputs, size_t num_inputs, const hal_attr* attrs, size_t num_attrs)
       : call{inputs, static_cast<int32_t>(num_inputs), outputs_, 0, attrs, static_cast<int32_t>(num_attrs),
              hal::ops::num_threads(), message_, sizeof(message_)} {
+    message_[0] = '\0';  // kernels write a message only when they fail; clearing all 1 KiB per call is waste
     check_status(kernel.infer(&call), message_, kernel);
   }
   InferredCall(const InferredCall&) = delete;
@@ -205,7 +206,7 @@ class InferredCall {
 
  private:
   hal_tensor outputs_[HAL_MAX_OUTPUTS]{};
-  char message_[1024] = "";
+  char message_[1024];
 
  public:
   hal_kernel_call call;
@@ -251,15 +252,19 @@ ArrayOutputs run_on_arrays(const hal::ops::Kernel& kernel, PyObject* const* inpu
   hal_kernel_call& call = inferred.call;
   ArrayOutputs result;
   result.count = call.num_outputs;
-  py::list out_list = given.is_none() ? py::list() : py::list(given);
-  if (!given.is_none() && static_cast<int32_t>(out_list.size()) != call.num_outputs) {
-    raise_hal("InvalidArgumentError", label_of(kernel) + " has " + std::to_string(call.num_outputs) + " output(s), got " +
-                                          std::to_string(out_list.size()) + " output array(s)");
+  py::object out_list;  // the given outputs as a list; null when new arrays are made (no list on that path)
+  if (!given.is_none()) {
+    out_list = py::list(given);
+    const size_t count = py::len(out_list);
+    if (static_cast<int32_t>(count) != call.num_outputs) {
+      raise_hal("InvalidArgumentError", label_of(kernel) + " has " + std::to_string(call.num_outputs) + " output(s), got " +
+                                            std::to_string(count) + " output array(s)");
+    }
   }
   for (int32_t i = 0; i < call.num_outputs; ++i) {
     hal_tensor& t = call.outputs[i];
-    if (!given.is_none()) {
-      py::object item = out_list[i];
+    if (out_list) {
+      py::object item = py::reinterpret_borrow<py::list>(out_list)[static_cast<size_t>(i)];
       auto array = py::reinterpret_borrow<py::array>(item);
       bool ok = py::isinstance<py::array>(item) && (array.flags() & py::array::c_style) && array.writeable() &&
                 dtype_code_of(array) == t.dtype && array.ndim() == t.ndim && std::equal(t.shape, t.shape + t.ndim, array.shape());
@@ -342,8 +347,7 @@ class EntryPoint {
       attr_names_.push_back(name);
       attr_kinds_.push_back(code);
     }
-    name_ = op_;
-    def_ = PyMethodDef{name_.c_str(), reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(&EntryPoint::trampoline)),
+    def_ = PyMethodDef{op_.c_str(), reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(&EntryPoint::trampoline)),
                        METH_FASTCALL, nullptr};
   }
 
@@ -448,7 +452,7 @@ class EntryPoint {
     return kernels_[code];
   }
 
-  std::string domain_, op_, name_;
+  std::string domain_, op_;
   std::vector<std::string> attr_names_;
   std::vector<int32_t> attr_kinds_;
   py::object find_, general_;

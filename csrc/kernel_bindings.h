@@ -6,7 +6,6 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
-#include <string>
 
 namespace hal::python {
 
@@ -14,9 +13,6 @@ namespace hal::python {
 // microseconds, less than giving the GIL away and waiting to get it back from a busy thread (up to
 // the 5 ms switch interval) would cost.
 constexpr int64_t kReleaseGilBytes = 64 * 1024;
-
-// Raises the hal.errors class `name` (e.g. "InvalidArgumentError") with `message`.
-[[noreturn]] void raise_hal(const char* name, const std::string& message);
 
 // Adds hal._C.Kernel, find_kernel, kernels, load_kernel_library, entry_point, the output cache
 // and thread-count functions to `m`, and registers the built-in kernels.

@@ -218,3 +218,15 @@ def test_fuzz_every_kernel_with_random_shapes_and_dtypes():
         except hal.HalError:
             outcomes["error"] += 1
     assert outcomes["ok"] > 0 and outcomes["error"] > 0
+
+
+def test_kernel_run_into_given_outputs_checks_their_count_and_kind():
+    kernel = ops.find("com.hal", "FusedSoftmax", "cpu", "float32")
+    x = np.ones((2, 4), np.float32)
+    out = np.zeros_like(x)
+    assert kernel.run([x], {}, (out,))[0] is out
+    np.testing.assert_array_equal(out, np.full((2, 4), 0.25, np.float32))
+    for given, message in [([], "has 1 output\\(s\\), got 0"), ([out, out], "has 1 output\\(s\\), got 2"),
+                           ([np.zeros((2, 5), np.float32)], "output 0 must be"), ([3], "output 0 must be")]:
+        with pytest.raises(hal.InvalidArgumentError, match=message):
+            kernel.run([x], {}, given)
