@@ -336,11 +336,21 @@ struct KernelHandle {
 // otherwise hands the call to hal.ops.dispatch.call (DeviceTensors, Python kernels, lists, errors).
 class EntryPoint {
  public:
-  // attrs: (name, kind) with kind "int", "float" or "str"; general: call(domain, op, inputs, attrs).
+  // attrs: (name, kind) with kind "int", "float" or "str"; general: call(domain, op, inputs, attrs);
+  // float32_inputs: positions of inputs that may be given as Python numbers, numpy scalars, lists or
+  // tuples (QuantizedMatMul's scales), which become float32 arrays as np.asarray(v, np.float32) makes.
   EntryPoint(std::string domain, std::string op, const std::vector<std::pair<std::string, std::string>>& attrs,
-             py::object find, py::object general)
-      : domain_(std::move(domain)), op_(std::move(op)), find_(std::move(find)), general_(std::move(general)) {
+             py::object find, py::object general, std::vector<size_t> float32_inputs)
+      : domain_(std::move(domain)),
+        op_(std::move(op)),
+        find_(std::move(find)),
+        general_(std::move(general)),
+        float32_inputs_(std::move(float32_inputs)),
+        numpy_scalar_(py::module_::import("numpy").attr("generic")) {
     if (attrs.size() > kMaxAttrs) throw py::value_error(op_ + ": an entry point takes at most 8 attributes");
+    for (size_t i : float32_inputs_) {
+      if (i >= kMaxInputs) throw py::value_error(op_ + ": float32 inputs must be among the first 8");
+    }
     for (const auto& [name, kind] : attrs) {
       int32_t code = kind == "int" ? HAL_ATTR_INT : kind == "float" ? HAL_ATTR_FLOAT : kind == "str" ? HAL_ATTR_STRING : -1;
       if (code < 0) throw py::value_error(op_ + ": attribute kind must be int, float or str, got " + kind);
@@ -364,6 +374,7 @@ class EntryPoint {
 
  private:
   static constexpr size_t kMaxAttrs = 8;
+  static constexpr size_t kMaxInputs = 8;  // of which float32 inputs may be converted (on the stack)
   static constexpr const char* kCapsuleName = "hal._C.EntryPoint";
 
   static PyObject* trampoline(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
@@ -389,6 +400,26 @@ class EntryPoint {
     size_t num_inputs = nargs - num_attrs;
     hal_attr attrs[kMaxAttrs];
     for (size_t i = 0; i < num_attrs; ++i) attrs[i] = convert(i, args[num_inputs + i]);
+    // Float32 inputs given as numbers or sequences become arrays, and the call goes on with a copy
+    // of the argument pointers in which the arrays stand for them.
+    PyObject* replaced[kMaxInputs + kMaxAttrs];
+    py::object made[kMaxInputs];
+    if (!float32_inputs_.empty() && nargs <= kMaxInputs + kMaxAttrs) {  // more is refused by the arity check
+      bool any = false;
+      for (size_t i : float32_inputs_) {
+        if (i < num_inputs && takes_as_float32(args[i])) {
+          made[i] = to_float32_array(i, args[i]);
+          any = true;
+        }
+      }
+      if (any) {
+        std::copy(args, args + nargs, replaced);
+        for (size_t i : float32_inputs_) {
+          if (made[i]) replaced[i] = made[i].ptr();
+        }
+        args = replaced;
+      }
+    }
     bool all_arrays = true;
     auto* ndarray = py::detail::npy_api::get().PyArray_Type_;
     for (size_t i = 0; i < num_inputs && all_arrays; ++i) all_arrays = Py_TYPE(args[i]) == ndarray;
@@ -412,6 +443,31 @@ class EntryPoint {
                                                                       : py::reinterpret_borrow<py::object>(args[num_inputs + i]);
     }
     return general_(domain_, op_, inputs, attr_dict);
+  }
+
+  // A value that np.asarray(value, np.float32) turns into the array a user means: a number, a
+  // numpy scalar, a list or a tuple (and a str, which it refuses with a clear message). Arrays,
+  // DeviceTensors and anything else pass as given.
+  bool takes_as_float32(PyObject* value) const {
+    return PyFloat_Check(value) || PyLong_Check(value) || PyList_Check(value) || PyTuple_Check(value) ||
+           PyUnicode_Check(value) || PyObject_TypeCheck(value, reinterpret_cast<PyTypeObject*>(numpy_scalar_.ptr()));
+  }
+
+  py::object to_float32_array(size_t i, PyObject* value) const {
+    auto& api = py::detail::npy_api::get();
+    PyObject* descr = numpy_dtypes().at(HAL_FLOAT32).ptr();
+    Py_INCREF(descr);  // PyArray_FromAny steals it
+    PyObject* array = api.PyArray_FromAny_(value, descr, 0, 0,
+                                           py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_ |
+                                               py::detail::npy_api::NPY_ARRAY_FORCECAST_ | py::detail::npy_api::NPY_ARRAY_ENSUREARRAY_,
+                                           nullptr);
+    if (array == nullptr) {
+      PyErr_Clear();  // numpy's ValueError or TypeError; the message below says what was expected
+      raise_hal("InvalidArgumentError", domain_ + "::" + op_ + ": input " + std::to_string(i) +
+                                            " must be float32 values (a number, a list of numbers or a float32 array), got " +
+                                            std::string(py::repr(value)));
+    }
+    return py::reinterpret_steal<py::object>(array);
   }
 
   // Attribute i from its Python value: ints (and bools) for "int", any real number for "float".
@@ -456,6 +512,8 @@ class EntryPoint {
   std::vector<std::string> attr_names_;
   std::vector<int32_t> attr_kinds_;
   py::object find_, general_;
+  std::vector<size_t> float32_inputs_;
+  py::object numpy_scalar_;  // numpy.generic
   const hal::ops::Kernel* kernels_[HAL_NUM_DTYPES] = {};
   PyMethodDef def_{};
 };
@@ -483,13 +541,16 @@ void bind_kernels(py::module_& m) {
   m.def(
       "entry_point",
       [](const std::string& domain, const std::string& op, const std::vector<std::pair<std::string, std::string>>& attrs,
-         py::object find, py::object general) {
-        return EntryPoint::make(std::make_unique<EntryPoint>(domain, op, attrs, std::move(find), std::move(general)));
+         py::object find, py::object general, std::vector<size_t> float32_inputs) {
+        return EntryPoint::make(
+            std::make_unique<EntryPoint>(domain, op, attrs, std::move(find), std::move(general), std::move(float32_inputs)));
       },
       py::arg("domain"), py::arg("op"), py::arg("attrs"), py::arg("find"), py::arg("general"),
+      py::arg("float32_inputs") = std::vector<size_t>{},
       "Internal: a fast callable for (domain, op) taking the inputs then the values of `attrs` ((name, kind) with "
       "kind int/float/str) positionally; numpy inputs run the CPU kernel found with find(domain, op, 'cpu', dtype) "
-      "directly, anything else goes to general(domain, op, inputs, attrs).");
+      "directly, anything else goes to general(domain, op, inputs, attrs). Inputs at the positions in "
+      "`float32_inputs` given as numbers, numpy scalars, lists or tuples become float32 arrays first.");
   m.def(
       "find_kernel",
       [](const std::string& domain, const std::string& op, const std::string& backend, const std::string& dtype) {

@@ -15,8 +15,6 @@ ONNX nodes of a registered domain are placed and run like any other node (hal.In
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from .. import _C
@@ -44,11 +42,12 @@ __all__ = [
 ]
 
 
-def _entry(op: str, *attrs: tuple[str, str]):
+def _entry(op: str, *attrs: tuple[str, str], float32_inputs: tuple[int, ...] = ()):
     """The C entry point of a com.hal op: called with the inputs then the values of `attrs`
     ((name, "int" | "float" | "str")) in order; numpy inputs run the CPU kernel without a detour
-    through Python, anything else goes to call() (csrc/kernel_bindings.cpp says why)."""
-    return _C.entry_point(HAL_DOMAIN, op, list(attrs), find, call)
+    through Python, anything else goes to call() (csrc/kernel_bindings.cpp says why). Inputs at
+    `float32_inputs` may be numbers, numpy scalars or lists: they become float32 arrays there."""
+    return _C.entry_point(HAL_DOMAIN, op, list(attrs), find, call, list(float32_inputs))
 
 
 _rms_norm = _entry("RMSNorm", ("epsilon", "float"))
@@ -57,7 +56,7 @@ _softmax = _entry("FusedSoftmax")
 _gelu = _entry("FusedGelu", ("approximate", "str"))
 _swiglu = _entry("SwiGLU")
 _rope = _entry("RoPE", ("interleaved", "int"))
-_quantized_matmul = _entry("QuantizedMatMul")
+_quantized_matmul = _entry("QuantizedMatMul", float32_inputs=(2, 3))  # the scales
 _to_nc1hwc0 = _entry("ToNC1HWC0", ("c0", "int"))
 _from_nc1hwc0 = _entry("FromNC1HWC0", ("channels", "int"))
 _to_fractal_nz = _entry("ToFractalNZ", ("m0", "int"), ("n0", "int"))
@@ -101,7 +100,7 @@ def quantized_matmul(a, b, a_scale, b_scale):
     """float32(a @ b) * (a_scale * b_scale) for symmetric int8 or int16 a [..., K] and b [K, N]:
     exact integer products summed without overflow; a_scale per tensor or per row of a, b_scale
     per tensor or per column (output channel) of b."""
-    return _quantized_matmul(a, b, _scale(a_scale), _scale(b_scale))
+    return _quantized_matmul(a, b, a_scale, b_scale)
 
 
 def to_nc1hwc0(x, *, c0: int = 16):
@@ -122,13 +121,3 @@ def to_fractal_nz(x, *, m0: int = 16, n0: int = 16):
 def from_fractal_nz(x, *, rows: int, cols: int):
     """FRACTAL_NZ -> (..., rows, cols), the original matrix size."""
     return _from_fractal_nz(x, rows, cols)
-
-
-def _scale(value: Any) -> Any:
-    """Python and numpy numbers and lists of scales become float32 arrays (a numpy scalar otherwise
-    takes the general path, 3 us slower); arrays and tensors pass as given."""
-    if type(value) is np.ndarray:  # the common case, checked first: the isinstance below costs 0.2 us
-        return value
-    if isinstance(value, (int, float, list, tuple, np.generic)):
-        return np.asarray(value, dtype=np.float32)
-    return value

@@ -12,6 +12,8 @@ import pytest
 import hal
 from hal import ops
 
+from . import references as ref
+
 USER_KERNEL = textwrap.dedent(r"""
     #include <hal/kernel.h>
 
@@ -131,6 +133,9 @@ def test_python_kernel_decorator():
         (lambda: ops.quantized_matmul(np.ones((2, 3), np.int8), np.ones((3, 2), np.int16), 1.0, 1.0), hal.UnsupportedDTypeError, "dtype of the input"),
         (lambda: ops.quantized_matmul(np.ones((2, 3), np.int8), np.ones((3, 2), np.int8), 1.0, [1.0, 2.0, 3.0]), hal.InvalidArgumentError, "one per columns of b"),
         (lambda: ops.quantized_matmul(np.ones((2, 3), np.float32), np.ones((3, 2), np.float32), 1.0, 1.0), hal.KernelNotFoundError, "float32"),
+        (lambda: ops.quantized_matmul(np.ones((2, 3), np.int8), np.ones((3, 2), np.int8), "big", 1.0), hal.InvalidArgumentError, "input 2 must be float32 values"),
+        (lambda: ops.quantized_matmul(np.ones((2, 3), np.int8), np.ones((3, 2), np.int8), 1.0, [1.0, "x"]), hal.InvalidArgumentError, "input 3 must be float32 values"),
+        (lambda: ops.quantized_matmul(np.ones((2, 3), np.int8), np.ones((3, 2), np.int8), 1.0, np.ones(2)), hal.UnsupportedDTypeError, "float32"),
         (lambda: ops.from_nc1hwc0(np.ones((1, 2, 3, 3, 16), np.float32), channels=40), hal.InvalidArgumentError, "channels"),
         (lambda: ops.to_nc1hwc0(np.ones((2, 3), np.float32)), hal.InvalidArgumentError, "NCHW"),
         (lambda: ops.from_fractal_nz(np.ones((2, 2, 16, 16), np.float32), rows=40, cols=20), hal.InvalidArgumentError, "rows and cols"),
@@ -171,6 +176,25 @@ def test_entry_points_take_numpy_scalars_lists_subclasses_and_tensors_alike():
     # A list is not an array: the general path makes it one (float64 here, which has no kernel).
     with pytest.raises(hal.KernelNotFoundError, match="cpu/float64"):
         ops.softmax([[1.0, 2.0]])
+
+
+def test_quantized_matmul_takes_its_scales_as_numbers_scalars_lists_or_arrays():
+    """The scales are float32 values however they are written: the entry point makes float32
+    arrays of Python numbers, numpy scalars, lists and tuples (as np.asarray(v, np.float32)) for
+    numpy and DeviceTensor operands alike; float32 arrays pass as they are."""
+    rng = np.random.default_rng(5)
+    a = rng.integers(-128, 128, (5, 7), dtype=np.int8)
+    b = rng.integers(-128, 128, (7, 3), dtype=np.int8)
+    row_scales = [0.5, 0.25, 2.0, 1.0, 0.125]
+    expected = ref.quantized_matmul(a, b, np.float32(0.1), np.asarray(row_scales[:3], np.float32))
+    for a_scale in (0.1, np.float32(0.1), np.float64(0.1), [0.1], (0.1,), np.asarray(0.1, np.float32), np.asarray([0.1], np.float32)):
+        for b_scale in (row_scales[:3], tuple(row_scales[:3]), np.asarray(row_scales[:3], np.float32)):
+            np.testing.assert_array_equal(ops.quantized_matmul(a, b, a_scale, b_scale), expected)
+    per_row = ops.quantized_matmul(a, b, row_scales, 1)
+    np.testing.assert_array_equal(per_row, ref.quantized_matmul(a, b, np.asarray(row_scales, np.float32), np.float32(1)))
+    on_kunlun = ops.quantized_matmul(hal.tensor(a, device="kunlun:0"), hal.tensor(b, device="kunlun:0"), 0.1, row_scales[:3])
+    assert isinstance(on_kunlun, hal.DeviceTensor) and on_kunlun.device.name == "kunlun:0"
+    np.testing.assert_array_equal(on_kunlun.numpy(), expected)
 
 
 def test_entry_point_runs_cpp_and_python_kernels_and_checks_its_arguments(user_library):
