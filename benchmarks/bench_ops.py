@@ -11,7 +11,9 @@ bandwidth at the same size (np.copyto), or GFLOP/s next to its sgemm rate (np.ma
 Targets (issue #4): >= 3x numpy and >= 1.0x torch for every kernel, size and thread count.
 The "ceiling" column is numpy's time over a plain copy of the output's bytes into a new array: the
 most a kernel writing fresh pages could gain on this machine's memory (hal's output cache reuses
-pages already mapped, which is how it passes that at 64 MiB).
+pages already mapped, which is how it passes that at 64 MiB). For QuantizedMatMul it is numpy's
+time over that of the GEMM's multiply-adds at this machine's int16 multiply-add peak (probes/,
+vpmaddwd + vpaddd, measured on as many threads): the most any exact int8 GEMM could gain here.
 BLAS is held to the thread count only with threadpoolctl installed (pip install -e ".[test]").
 """
 from __future__ import annotations
@@ -34,6 +36,7 @@ import numpy as np  # noqa: E402
 import hal  # noqa: E402
 from hal import ops  # noqa: E402
 from _harness import median_per_call, median_seconds, print_table  # noqa: E402
+from probes import int16_madd_rate  # noqa: E402
 
 SIZES = {"4K": 4 << 10, "256K": 256 << 10, "4M": 4 << 20, "64M": 64 << 20}
 WIDTH = 1024  # row length of the row-wise kernels (a hidden size)
@@ -222,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     rows, misses = [], []
     for count in (int(t) for t in args.threads.split(",")):
         with threads(count, torch):
+            # Measured first, before any library's thread pool has run: the workers that some
+            # pools leave spinning after a call would take the other core from the probe.
+            madd = (int16_madd_rate(count) or float("nan")) if not wanted or "quantized_matmul" in wanted else float("nan")
             sgemm = sgemm_rate()
             for label in args.sizes.split(","):
                 nbytes = SIZES[label]
@@ -233,22 +239,26 @@ def main(argv: list[str] | None = None) -> int:
                     t_hal = timed(hal_fn, work)
                     t_np = timed(np_fn, work)
                     t_torch = timed(torch_fn, work) if torch_fn else float("nan")
+                    # How far ahead of numpy a kernel could be here: writing fresh pages at the
+                    # memory's speed, or doing a GEMM's multiply-adds at the int16 peak.
                     if flops:
-                        rate, limit = f"{flops / t_hal / 1e9:.1f} GFLOP/s", f"sgemm {sgemm / 1e9:.1f}"
+                        rate, limit = f"{flops / t_hal / 1e9:.1f} GFLOP/s", f"sgemm {sgemm / 1e9:.1f}, int16 madd {madd / 1e9:.1f}"
+                        ceiling, floor = t_np * madd / flops, "int16 multiply-add"
                     else:
                         rate, limit = f"{moved / t_hal / 1e9:.1f} GB/s", f"memcpy {memcpy / 1e9:.1f}"
+                        ceiling, floor = t_np / fresh_copy_seconds(moved), "copy-floor"
                     vs_np, vs_torch = t_np / t_hal, t_torch / t_hal
-                    # How far ahead of numpy a kernel writing fresh pages could be here.
-                    ceiling = f"{t_np / fresh_copy_seconds(moved):.2f}x" if moved else ""
                     rows.append((name, label, str(count), f"{t_hal * 1e3:.3f}", f"{t_np * 1e3:.3f}", f"{t_torch * 1e3:.3f}",
-                                 f"{vs_np:.2f}x", f"{vs_torch:.2f}x", ceiling, rate, limit))
+                                 f"{vs_np:.2f}x", f"{vs_torch:.2f}x", f"{ceiling:.2f}x", rate, limit))
                     if vs_np < 3 or (torch_fn and vs_torch < 1.0):
                         misses.append(f"{name} {label} {count}t: {vs_np:.2f}x numpy, {vs_torch:.2f}x torch"
-                                      + (f" (copy-floor ceiling {ceiling})" if ceiling else ""))
+                                      f" ({floor} ceiling {ceiling:.2f}x)")
     print_table("median ms per call; speedup = other / hal", ("kernel", "size", "thr", "hal ms", "numpy ms", "torch ms",
                                                              "vs numpy", "vs torch", "ceiling", "hal rate", "machine"), rows)
     print("ceiling: numpy's time over that of copying the output's bytes into a new array (np.copy): the most a kernel "
-          "writing fresh pages could gain over numpy (hal's output cache reuses pages already mapped, so it can pass it)")
+          "writing fresh pages could gain over numpy (hal's output cache reuses pages already mapped, so it can pass it); "
+          "for a GEMM, numpy's time over that of its multiply-adds at the int16 multiply-add peak (vpmaddwd + vpaddd, "
+          "benchmarks/probes/): the most an exact int8 GEMM could gain over numpy on this CPU")
     print(f"\ntargets (>= 3x numpy, >= 1.0x torch): {'met everywhere' if not misses else f'{len(misses)} missed'}")
     for miss in misses:
         print("  missed: " + miss)

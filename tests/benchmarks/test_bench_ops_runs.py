@@ -26,4 +26,9 @@ def test_bench_ops_prints_a_row_per_kernel_and_its_targets():
         assert threads == "1" and float(hal_ms) > 0 and float(numpy_ms) > 0, name
         assert vs_numpy.endswith("x") and float(vs_numpy[:-1]) > 0, name
         assert "GB/s" in rest or "GFLOP/s" in rest, name
+    # The GEMM's row also shows this machine's int16 multiply-add peak (benchmarks/probes/, built
+    # with the C++ compiler that built hal) and the ceiling it puts on any exact int8 GEMM.
+    gemm_line = next(line for line in result.stdout.splitlines() if line.startswith("  quantized_matmul int8"))
+    peak = float(gemm_line.split("int16 madd")[1].split()[0])
+    assert peak > 0 and "int16 multiply-add peak" in result.stdout
     assert "targets (>= 3x numpy, >= 1.0x torch)" in result.stdout
