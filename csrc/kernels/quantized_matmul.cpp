@@ -97,6 +97,7 @@ struct Problem {
   int64_t slivers;  // ceil(n / cols)
   bool split;       // int16 (b in two byte planes)
   bool row_scales, col_scales;
+  float sb_tensor[kCols8];  // a per-tensor b scale, once per column of a sliver (the tiles' view of it)
   int16_t* pa;      // widened a, [m][lda]
   int16_t* pb;      // packed b: all slivers, or per-thread blocks of them
   int64_t sliver_size() const { return pairs * kPairInt16s; }
@@ -187,15 +188,19 @@ struct Tile {
 };
 
 // Where a tile's results go: scaled into y (`cols` of the sliver's columns real), or, with y null,
-// its raw sums into `sums`.
+// its raw sums into `sums`. The scales are read where they lie (no per-tile copies: at 64^3 a
+// tile computes for about 80 ns, and its bookkeeping is counted in nanoseconds too).
 struct Epilogue {
   float* y;
   int64_t ldy;
   int cols;
-  const float* sa;  // one scale per row
-  const float* sb;  // one scale per column of the sliver
+  const float* sa;  // the tile's first row's a scale; row r's is sa[r * sa_step]
+  int64_t sa_step;  // 1 (one scale per row) or 0 (per tensor)
+  const float* sb;  // the b scales of the sliver's `cols` real columns
   void* sums;
 };
+
+inline Epilogue raw_sums(void* sums) { return Epilogue{nullptr, 0, 0, nullptr, 0, nullptr, sums}; }
 
 // y[row, col] = float32(sum) * (a_scale * b_scale): the reference's float32 operations.
 void store_tile(const Problem& p, int64_t row0, int rows, int64_t col0, const int64_t* acc, int64_t stride) {
@@ -244,12 +249,39 @@ HAL_VECTOR_TARGET HAL_ALWAYS_INLINE __m256i broadcast_pair(const int16_t* at) {
   return _mm256_set1_epi32(pair);
 }
 
+// Lane masks for the first `cols` of 16 columns: lanes 0..7 and 8..15.
+struct ColumnMasks {
+  __m256i lo, hi;
+  HAL_VECTOR_TARGET HAL_ALWAYS_INLINE explicit ColumnMasks(int cols) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lane);
+    hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8), lane);
+  }
+};
+
+// One int8 tile row: y[c] = float32(sum[c]) * (a_scale * b_scale[c]) for the real columns (the
+// reference's float32 operations, in its order).
+HAL_VECTOR_TARGET HAL_ALWAYS_INLINE void store_scaled_row(__m256i sum0, __m256i sum1, float a_scale, __m256 sb0, __m256 sb1,
+                                                          const ColumnMasks& masks, bool whole, float* y) {
+  const __m256 sa = _mm256_set1_ps(a_scale);
+  const __m256 y0 = _mm256_mul_ps(_mm256_cvtepi32_ps(sum0), _mm256_mul_ps(sa, sb0));
+  const __m256 y1 = _mm256_mul_ps(_mm256_cvtepi32_ps(sum1), _mm256_mul_ps(sa, sb1));
+  if (whole) {
+    _mm256_storeu_ps(y, y0);
+    _mm256_storeu_ps(y + 8, y1);
+  } else {
+    _mm256_maskstore_ps(y, masks.lo, y0);
+    _mm256_maskstore_ps(y + 8, masks.hi, y1);
+  }
+}
+
 // The hot loop: for R rows and one sliver, the int32 sums over pairs [p0, p1) of each row's
-// broadcast pairs madd the sliver's two vectors, to sums[R][2]: int8 columns 0..7 and 8..15, or
-// int16 the sums with bl and with bh. Twelve named accumulators (arrays of vectors make gcc keep
-// copies on the stack).
+// broadcast pairs madd the sliver's two vectors, to [R][2] vectors: int8 columns 0..7 and 8..15,
+// or int16 the sums with bl and with bh. With e.y set (int8, all pairs of the tile) they are
+// scaled into y straight from the registers; otherwise stored raw to e.sums. Twelve named
+// accumulators (arrays of vectors make gcc keep copies on the stack).
 template <int R>
-HAL_VECTOR_TARGET __attribute__((noinline)) void pair_sums(const Tile& t, __m256i* sums) {
+HAL_VECTOR_TARGET __attribute__((noinline)) void pair_sums(const Tile& t, const Epilogue& e) {
   const int16_t* a0 = t.a;
   const int16_t* a1 = a0 + t.lda;
   const int16_t* a2 = a1 + t.lda;
@@ -277,47 +309,36 @@ HAL_VECTOR_TARGET __attribute__((noinline)) void pair_sums(const Tile& t, __m256
     HAL_QMM_ROW(5)
   }
 #undef HAL_QMM_ROW
+  if (e.y == nullptr) {
+    __m256i* sums = static_cast<__m256i*>(e.sums);
 #define HAL_QMM_STORE(r)                              \
   if constexpr (R > r) {                              \
     _mm256_store_si256(sums + 2 * r, c##r##0);        \
     _mm256_store_si256(sums + 2 * r + 1, c##r##1);    \
   }
-  HAL_QMM_STORE(0)
-  HAL_QMM_STORE(1)
-  HAL_QMM_STORE(2)
-  HAL_QMM_STORE(3)
-  HAL_QMM_STORE(4)
-  HAL_QMM_STORE(5)
+    HAL_QMM_STORE(0)
+    HAL_QMM_STORE(1)
+    HAL_QMM_STORE(2)
+    HAL_QMM_STORE(3)
+    HAL_QMM_STORE(4)
+    HAL_QMM_STORE(5)
 #undef HAL_QMM_STORE
-}
-
-// R rows x the 16 columns of an int8 sliver: int32 sums over [p0, p1) (at most kChunk8 pairs),
-// scaled into y, or with y null stored to e.sums (int32 [R][16]).
-template <int R>
-HAL_VECTOR_TARGET __attribute__((noinline)) void tile_int8(const Tile& t, const Epilogue& e) {
-  if (e.y == nullptr) {
-    pair_sums<R>(t, static_cast<__m256i*>(e.sums));
     return;
   }
-  alignas(32) __m256i sums[R][2];
-  pair_sums<R>(t, &sums[0][0]);
-  const __m256 sb0 = _mm256_loadu_ps(e.sb), sb1 = _mm256_loadu_ps(e.sb + 8);
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(e.cols), lane);
-  const __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(e.cols - 8), lane);
-  for (int r = 0; r < R; ++r) {
-    const __m256 sa = _mm256_set1_ps(e.sa[r]);
-    const __m256 y0 = _mm256_mul_ps(_mm256_cvtepi32_ps(sums[r][0]), _mm256_mul_ps(sa, sb0));
-    const __m256 y1 = _mm256_mul_ps(_mm256_cvtepi32_ps(sums[r][1]), _mm256_mul_ps(sa, sb1));
-    float* y = e.y + r * e.ldy;
-    if (e.cols == kCols8) {
-      _mm256_storeu_ps(y, y0);
-      _mm256_storeu_ps(y + 8, y1);
-    } else {
-      _mm256_maskstore_ps(y, mask0, y0);
-      _mm256_maskstore_ps(y + 8, mask1, y1);
-    }
+  const ColumnMasks masks(e.cols);
+  const bool whole = e.cols == kCols8;
+  const __m256 sb0 = _mm256_maskload_ps(e.sb, masks.lo), sb1 = _mm256_maskload_ps(e.sb + 8, masks.hi);
+#define HAL_QMM_SCALE(r)                                                                                 \
+  if constexpr (R > r) {                                                                                 \
+    store_scaled_row(c##r##0, c##r##1, e.sa[r * e.sa_step], sb0, sb1, masks, whole, e.y + r * e.ldy);    \
   }
+  HAL_QMM_SCALE(0)
+  HAL_QMM_SCALE(1)
+  HAL_QMM_SCALE(2)
+  HAL_QMM_SCALE(3)
+  HAL_QMM_SCALE(4)
+  HAL_QMM_SCALE(5)
+#undef HAL_QMM_SCALE
 }
 
 // R rows x an int16 sliver, all pairs of t: pair_sums over kChunk16 pairs at a time, added as
@@ -331,7 +352,7 @@ HAL_VECTOR_TARGET __attribute__((noinline)) void tile_int16(const Tile& t, const
     Tile part = t;
     part.p0 = q0;
     part.p1 = std::min(t.p1, q0 + kChunk16);
-    pair_sums<R>(part, &sums[0][0]);
+    pair_sums<R>(part, raw_sums(&sums[0][0]));
     for (int r = 0; r < R; ++r) {
       const __m256i lo = sums[r][0], hi = sums[r][1];
       __m256i sum0 = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(lo)),
@@ -354,13 +375,13 @@ HAL_VECTOR_TARGET __attribute__((noinline)) void tile_int16(const Tile& t, const
   // int64 -> double for |x| < 2^51: x added to the bits of 1.5 * 2^52 is the double 1.5 * 2^52 + x.
   const __m256i magic_bits = _mm256_set1_epi64x(0x4338000000000000);
   const __m256d magic = _mm256_castsi256_pd(magic_bits);
-  const __m256 sb = _mm256_loadu_ps(e.sb);
-  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(e.cols), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i mask = ColumnMasks(e.cols).lo;
+  const __m256 sb = _mm256_maskload_ps(e.sb, mask);
   for (int r = 0; r < R; ++r) {
     const __m256d d0 = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_add_epi64(totals[r][0], magic_bits)), magic);
     const __m256d d1 = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_add_epi64(totals[r][1], magic_bits)), magic);
     const __m256 sum = _mm256_set_m128(_mm256_cvtpd_ps(d1), _mm256_cvtpd_ps(d0));
-    const __m256 v = _mm256_mul_ps(sum, _mm256_mul_ps(_mm256_set1_ps(e.sa[r]), sb));
+    const __m256 v = _mm256_mul_ps(sum, _mm256_mul_ps(_mm256_set1_ps(e.sa[r * e.sa_step]), sb));
     if (e.cols == kCols16) {
       _mm256_storeu_ps(e.y + r * e.ldy, v);
     } else {
@@ -370,7 +391,7 @@ HAL_VECTOR_TARGET __attribute__((noinline)) void tile_int16(const Tile& t, const
 }
 
 using TileFn = void (*)(const Tile&, const Epilogue&);
-constexpr TileFn kTileInt8[kMR + 1] = {nullptr, tile_int8<1>, tile_int8<2>, tile_int8<3>, tile_int8<4>, tile_int8<5>, tile_int8<6>};
+constexpr TileFn kTileInt8[kMR + 1] = {nullptr, pair_sums<1>, pair_sums<2>, pair_sums<3>, pair_sums<4>, pair_sums<5>, pair_sums<6>};
 constexpr TileFn kTileInt16[kMR + 1] = {nullptr, tile_int16<1>, tile_int16<2>, tile_int16<3>, tile_int16<4>, tile_int16<5>, tile_int16<6>};
 
 HAL_VECTOR_TARGET void widen_rows_vector(const Problem& p, int64_t first, int64_t last) {
@@ -485,22 +506,6 @@ void pack_b(const Problem& p, int64_t first, int64_t last, int16_t* out) {
   }
 }
 
-// The scales of a tile's rows and columns.
-struct TileScales {
-  float sa[kMR], sb_local[kCols8];
-  const float* sb;
-  int cols;
-  TileScales(const Problem& p, int64_t row0, int rows, int64_t col0) {
-    cols = static_cast<int>(std::min(p.cols, p.n - col0));
-    for (int r = 0; r < rows; ++r) sa[r] = p.sa[p.row_scales ? row0 + r : 0];
-    sb = p.sb + col0;
-    if (!p.col_scales || cols < p.cols) {
-      for (int64_t c = 0; c < kCols8; ++c) sb_local[c] = p.sb[p.col_scales && c < cols ? col0 + c : 0];
-      sb = sb_local;
-    }
-  }
-};
-
 // Rows [row0, row0 + rows) (rows <= kMR) against sliver j (packed at `sliver`), stored to y.
 template <bool kVector>
 void tile(const Problem& p, int64_t row0, int rows, int64_t j, const int16_t* sliver) {
@@ -509,14 +514,15 @@ void tile(const Problem& p, int64_t row0, int rows, int64_t j, const int16_t* sl
 #if defined(HAL_X86_DISPATCH)
   if constexpr (kVector) {
     if (p.split ? p.pairs <= kDoublePairs16 : p.pairs <= kChunk8) {  // all of it in the tile
-      const TileScales s(p, row0, rows, col0);
-      (p.split ? kTileInt16 : kTileInt8)[rows](whole, Epilogue{p.y + row0 * p.n + col0, p.n, s.cols, s.sa, s.sb, nullptr});
+      const Epilogue e{p.y + row0 * p.n + col0, p.n, static_cast<int>(std::min(p.cols, p.n - col0)),
+                       p.sa + (p.row_scales ? row0 : 0), p.row_scales ? 1 : 0, p.col_scales ? p.sb + col0 : p.sb_tensor, nullptr};
+      (p.split ? kTileInt16 : kTileInt8)[rows](whole, e);
       return;
     }
     int64_t acc[kMR * kCols8];
     if (p.split) {
       alignas(32) int64_t totals[kMR * kCols16];
-      kTileInt16[rows](whole, Epilogue{nullptr, 0, 0, nullptr, nullptr, totals});
+      kTileInt16[rows](whole, raw_sums(totals));
       for (int r = 0; r < rows; ++r) std::copy(totals + r * kCols16, totals + (r + 1) * kCols16, acc + r * kCols8);
     } else {  // int8 past 2 * kChunk8 = 65536 k: int32 sums of chunks added in int64
       std::fill(acc, acc + kMR * kCols8, int64_t{0});
@@ -525,7 +531,7 @@ void tile(const Problem& p, int64_t row0, int rows, int64_t j, const int16_t* sl
         Tile part = whole;
         part.p0 = q0;
         part.p1 = std::min(p.pairs, q0 + kChunk8);
-        kTileInt8[rows](part, Epilogue{nullptr, 0, 0, nullptr, nullptr, sums});
+        kTileInt8[rows](part, raw_sums(sums));
         for (int64_t i = 0; i < rows * kCols8; ++i) acc[i] += sums[i];
       }
     }
@@ -647,6 +653,7 @@ int32_t qmm_compute(hal_kernel_call* call) {
   p.k = a.shape[a.ndim - 1];
   p.n = b.shape[1];
   if (p.m == 0 || p.n == 0) return HAL_OK;
+  std::fill(p.sb_tensor, p.sb_tensor + kCols8, p.sb[0]);  // b_scale has 1 or n >= 1 values here
   p.pairs = (p.k + 1) / 2;
   p.split = a.dtype == HAL_INT16;
   p.cols = p.split ? kCols16 : kCols8;
