@@ -469,6 +469,103 @@ HAL_VECTOR_TARGET void pack_slivers_vector(const Problem& p, int64_t first, int6
   }
 }
 
+
+// ---- few rows of a: b read in place ----------------------------------------------------------
+// With a few rows of a (a decode step: one token's activations times int8 weights), packing b
+// costs more than the product: it reads b, writes it widened to int16 and reads that back, about
+// five times b's bytes of memory traffic for a matrix used once. Up to kInPlaceRows rows, an int8
+// b is read where it lies instead, row after row, front to back: each pair of its rows is
+// interleaved and widened to int16 pairs in registers (what packing writes to memory) and
+// multiplied with each row of a's broadcast pair, into int32 sums of every column kept in a
+// buffer (kSweepRows x N x 4 bytes a thread, in L1 or L2). Reading along b's rows matters: going down a
+// column block instead touches one page per row (N bytes apart), which at N = 4096 missed the
+// TLB and the cache sets on every access and ran at 2-3 GB/s.
+constexpr int64_t kInPlaceRows = 8;
+constexpr int64_t kSweepRows = 4;  // rows of a per sweep along b: their 2 x 4 broadcast pairs stay in registers
+
+// One group of 16 columns over one pair of rows of b (r0, r1; r1 null past K): the pairs
+// (b[2q, c], b[2q + 1, c]) widened to int16, columns 0..7 then 8..15.
+HAL_VECTOR_TARGET HAL_ALWAYS_INLINE void widen_pair(const int8_t* r0, const int8_t* r1, __m256i& lo, __m256i& hi) {
+  const __m128i x0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r0));
+  const __m128i x1 = r1 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(r1)) : _mm_setzero_si128();
+  lo = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(x0, x1));
+  hi = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(x0, x1));
+}
+
+// sums[r][c] += the products of pairs q and q + 1 (P = 2) or q alone (P = 1) for the M rows of a
+// and the columns [c0, c1) (groups of 16; the group at `full` and past it reads `tail`, a
+// zero-padded copy of b's last n - full columns, rows 16 bytes apart). A row of b past K reads as
+// zeros.
+template <int M, int P>
+HAL_VECTOR_TARGET __attribute__((noinline)) void in_place_pairs(const Problem& p, int64_t q, int32_t* sums, int64_t ld_sums,
+                                                               int64_t c0, int64_t c1, int64_t full, const int8_t* tail) {
+  const int8_t* b = static_cast<const int8_t*>(p.b);
+  const int8_t* rows[2 * P];
+  const int8_t* tail_rows[2 * P];
+  for (int i = 0; i < 2 * P; ++i) {
+    const int64_t row = 2 * q + i;
+    rows[i] = row < p.k ? b + row * p.n : nullptr;
+    tail_rows[i] = row < p.k ? tail + row * 16 : nullptr;
+  }
+  __m256i av[M][P];
+#pragma GCC unroll 8
+  for (int r = 0; r < M; ++r) {
+#pragma GCC unroll 2
+    for (int j = 0; j < P; ++j) av[r][j] = broadcast_pair(p.pa + r * p.lda + 2 * (q + j));
+  }
+  for (int64_t c = c0; c < c1; c += 16) {
+    __m256i lo[P], hi[P];
+#pragma GCC unroll 2
+    for (int j = 0; j < P; ++j) {
+      if (c < full) {
+        widen_pair(rows[2 * j] + c, rows[2 * j + 1] ? rows[2 * j + 1] + c : nullptr, lo[j], hi[j]);
+      } else {
+        widen_pair(tail_rows[2 * j], tail_rows[2 * j + 1], lo[j], hi[j]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < M; ++r) {
+      __m256i* s = reinterpret_cast<__m256i*>(sums + r * ld_sums + c);
+      __m256i s0 = _mm256_loadu_si256(s), s1 = _mm256_loadu_si256(s + 1);
+#pragma GCC unroll 2
+      for (int j = 0; j < P; ++j) {
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(av[r][j], lo[j]));
+        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(av[r][j], hi[j]));
+      }
+      _mm256_storeu_si256(s, s0);
+      _mm256_storeu_si256(s + 1, s1);
+    }
+  }
+}
+
+// sums[r][0..n) += the products of pairs [q0, q1) for the M rows of a: sweeps along b's rows,
+// two pairs (four rows) at a time.
+template <int M>
+HAL_VECTOR_TARGET void in_place_sweep(const Problem& p, int64_t q0, int64_t q1, int32_t* sums, int64_t ld_sums, const int8_t* tail) {
+  const int64_t full = p.n / 16 * 16, end = (p.n + 15) / 16 * 16;  // the last group is padded in sums and tail
+  int64_t q = q0;
+  for (; q + 2 <= q1; q += 2) in_place_pairs<M, 2>(p, q, sums, ld_sums, 0, end, full, tail);
+  if (q < q1) in_place_pairs<M, 1>(p, q, sums, ld_sums, 0, end, full, tail);
+}
+
+constexpr void (*kInPlaceSweep[kSweepRows + 1])(const Problem&, int64_t, int64_t, int32_t*, int64_t, const int8_t*) = {
+    nullptr, in_place_sweep<1>, in_place_sweep<2>, in_place_sweep<3>, in_place_sweep<4>};
+
+// y = float32(sums) * (a_scale * b_scale), every row and column.
+HAL_VECTOR_TARGET void scale_sums(const Problem& p, const int32_t* sums, int64_t ld_sums) {
+  for (int64_t c = 0; c < p.n; c += 16) {
+    const int live = static_cast<int>(std::min<int64_t>(16, p.n - c));
+    const ColumnMasks masks(live);
+    const float* sb = p.col_scales ? p.sb + c : p.sb_tensor;
+    const __m256 sb0 = _mm256_maskload_ps(sb, masks.lo), sb1 = _mm256_maskload_ps(sb + 8, masks.hi);
+    for (int64_t r = 0; r < p.m; ++r) {
+      const __m256i* s = reinterpret_cast<const __m256i*>(sums + r * ld_sums + c);
+      store_scaled_row(_mm256_loadu_si256(s), _mm256_loadu_si256(s + 1), p.sa[p.row_scales ? r : 0], sb0, sb1, masks,
+                       live == 16, p.y + r * p.n + c);
+    }
+  }
+}
+
 #endif  // HAL_X86_DISPATCH
 
 // ---- blocking and threads ---------------------------------------------------------------------
@@ -589,8 +686,66 @@ constexpr int64_t kMinMacsPerThread = int64_t{2} << 20;
 // slowed by a busy core (other processes, BLAS or OpenMP threads still spinning) takes fewer.
 constexpr int64_t kUnitsPerThread = 4;
 
+#if defined(HAL_X86_DISPATCH)
+// A few rows of int8 a (see kInPlaceRows). Threads share b's rows, not its columns, so that each
+// still sweeps along whole rows (a column range would be a page per row again): each sums its
+// ranges of pairs into its own buffer, and the buffers are added before the scaling.
+int32_t qmm_run_in_place(hal_kernel_call* call, Problem& p) {
+  const int64_t full = p.n / 16 * 16, ld_sums = (p.n + 15) / 16 * 16, per_thread = std::min(p.m, kSweepRows) * ld_sums;
+  const int64_t threads = std::clamp<int64_t>(p.k * p.n / kMinElementsPerThread, 1, std::max<int32_t>(call->num_threads, 1));
+  p.pa = scratch_a().get(p.m * p.lda + threads * per_thread * 2);  // widened a, then int32 sums per thread
+  int8_t* tail = reinterpret_cast<int8_t*>(scratch_b().get(p.k * 8 + 1));  // K rows of 16 bytes
+  if (p.pa == nullptr || tail == nullptr) {
+    return hal_fail(call, HAL_ERR_INTERNAL, "QuantizedMatMul: out of memory for the packed operands");
+  }
+  int32_t* sums = reinterpret_cast<int32_t*>(p.pa + p.m * p.lda);
+  std::fill(sums, sums + threads * per_thread, 0);
+  widen_rows_vector(p, 0, p.m);
+  if (full < p.n) {
+    const int8_t* b = static_cast<const int8_t*>(p.b);
+    for (int64_t k = 0; k < p.k; ++k) {
+      std::memcpy(tail + k * 16, b + k * p.n + full, static_cast<size_t>(p.n - full));
+      std::memset(tail + k * 16 + (p.n - full), 0, static_cast<size_t>(16 - (p.n - full)));
+    }
+  }
+  for (int64_t row = 0; row < p.m; row += kSweepRows) {  // a sweep of b per kSweepRows rows of a
+    Problem rows = p;
+    rows.m = std::min(kSweepRows, p.m - row);
+    rows.pa = p.pa + row * p.lda;
+    rows.y = p.y + row * p.n;
+    rows.sa = p.sa + (p.row_scales ? row : 0);
+    const auto sweep = kInPlaceSweep[rows.m];
+    if (threads == 1) {
+      sweep(rows, 0, p.pairs, sums, ld_sums, tail);
+    } else {
+      if (row > 0) std::fill(sums, sums + threads * per_thread, 0);
+      // Ranges of an even number of pairs, taken in turn (see parallel_for): a slowed thread takes fewer.
+      const int64_t chunks = std::min<int64_t>(threads * kChunksPerThread, (p.pairs + 1) / 2);
+      std::atomic<int64_t> next{0};
+      ThreadPool::global().run(static_cast<int32_t>(threads), [&](int32_t t) {
+        for (int64_t c = next.fetch_add(1); c < chunks; c = next.fetch_add(1)) {
+          const int64_t q0 = p.pairs * c / chunks / 2 * 2, q1 = c + 1 == chunks ? p.pairs : p.pairs * (c + 1) / chunks / 2 * 2;
+          sweep(rows, q0, q1, sums + t * per_thread, ld_sums, tail);
+        }
+      });
+      for (int64_t t = 1; t < threads; ++t) {
+        for (int64_t i = 0; i < per_thread; ++i) sums[i] += sums[t * per_thread + i];
+      }
+    }
+    scale_sums(rows, sums, ld_sums);
+    if (threads == 1 && row + kSweepRows < p.m) std::fill(sums, sums + per_thread, 0);
+  }
+  return HAL_OK;
+}
+#endif
+
 template <bool kVector>
 int32_t qmm_run(hal_kernel_call* call, Problem& p) {
+#if defined(HAL_X86_DISPATCH)
+  if constexpr (kVector) {
+    if (!p.split && p.m <= kInPlaceRows && p.pairs <= kChunk8) return qmm_run_in_place(call, p);
+  }
+#endif
   // Units are groups of slivers (each unit packs its slivers of b block by block and runs all the
   // rows over them) or, when there are too few slivers to share, groups of rows (b packed whole
   // here first, each unit widening its rows of a).

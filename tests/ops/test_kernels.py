@@ -128,6 +128,46 @@ def test_quantized_matmul_blocked_shapes_and_threads(dtype, threads, m, k, n):
     np.testing.assert_array_equal(per_tensor, ref.quantized_matmul(a, b, sa[:1], sb[:1]))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("m, k, n", [
+    (1, 4097, 1000),  # a decode step: one row of a, b read in place (odd K; N past a multiple of 16)
+    (2, 1200, 130),
+    (3, 777, 64),
+    (4, 2, 17),
+    (5, 300, 1),      # five rows: a sweep of four, then one of one
+    (8, 513, 300),    # the most rows read in place: two sweeps of four
+    (9, 300, 40),     # nine: b packed, as for any larger GEMM
+    (1, 0, 20),       # K = 0: zeros
+])
+def test_quantized_matmul_few_rows_read_b_in_place(threads, m, k, n):
+    """Up to eight rows of int8 a, b is read where it lies (csrc/kernels/quantized_matmul.cpp,
+    kInPlaceRows), threads sharing its rows: exact against the reference, per channel and per
+    tensor, batched a included."""
+    rng = np.random.default_rng(m * k + n)
+    a, b = _full_range(rng, np.int8, (m, k)), _full_range(rng, np.int8, (k, n))
+    sa = rng.uniform(1e-4, 1e-2, m).astype(np.float32)
+    sb = rng.uniform(1e-4, 1e-2, n).astype(np.float32)
+    before = ops.get_num_threads()
+    try:
+        ops.set_num_threads(threads)
+        per_channel = ops.quantized_matmul(a, b, sa, sb)
+        per_tensor = ops.quantized_matmul(a, b, sa[:1], sb[:1])
+        batched = ops.quantized_matmul(a.reshape(1, m, 1, k), b, sa[:1], sb)
+    finally:
+        ops.set_num_threads(before)
+    np.testing.assert_array_equal(per_channel, ref.quantized_matmul(a, b, sa, sb))
+    np.testing.assert_array_equal(per_tensor, ref.quantized_matmul(a, b, sa[:1], sb[:1]))
+    np.testing.assert_array_equal(batched.reshape(m, n), ref.quantized_matmul(a, b, sa[:1], sb))
+
+
+def test_quantized_matmul_in_place_int32_sums_at_their_limit():
+    """K = 65536 is the longest K read in place (32768 pairs, each at most 2^15, in one int32 sum):
+    -128 everywhere sums to 2^30 exactly; one more k goes the packed way, in int64."""
+    for k in (65536, 65537):
+        a, b = np.full((2, k), -128, np.int8), np.full((k, 19), -128, np.int8)
+        assert np.all(ops.quantized_matmul(a, b, 1.0, 1.0) == np.float32(k * 128.0**2)), k
+
+
 @pytest.mark.parametrize("dtype", [np.int8, np.int16])
 @pytest.mark.parametrize("k", [70001, 140000])
 def test_quantized_matmul_long_k_is_exact(dtype, k):
