@@ -3,7 +3,8 @@
     python benchmarks/bench_ops.py [--sizes 4K,256K,4M,64M] [--threads 1,2] [--ops rms_norm,...]
 
 One process, float32 inputs of each size (bytes of the main input; QuantizedMatMul: square int8
-GEMMs whose A has that many bytes, up to 1 MiB), each kernel run with 1 and 2 threads (hal's
+GEMMs whose A has that many bytes, up to 1 MiB, and one row of a times a square int8 b of that
+many bytes, a decode step), each kernel run with 1 and 2 threads (hal's
 set_num_threads, torch.set_num_threads, BLAS through threadpoolctl when installed). Prints medians
 (calls under 1 MiB timed in batches, each contender after a short pause: see timed()),
 speedups (hal's time divided into the others') and hal's GB/s next to this machine's memcpy
@@ -139,22 +140,38 @@ def cases(nbytes: int, torch):
         side = int(math.sqrt(nbytes))
         qa = rng.integers(-127, 128, (side, side), dtype=np.int8)
         qb = rng.integers(-127, 128, (side, side), dtype=np.int8)
-        sa, sb = np.float32(0.01), rng.uniform(0.001, 0.01, side).astype(np.float32)
-        exact32 = side * 127 * 128 < 2**24  # float32 sums are exact below this K
-        cast = np.float32 if exact32 else np.float64
+        yield ("quantized_matmul int8", *quantized_matmul_case(qa, qb, rng, torch), 0, 2.0 * side**3)
+    # A decode step: one row of activations times int8 weights of nbytes bytes, read in place
+    # (memory-bound, so its rate is printed in GB/s of b next to memcpy's).
+    side = int(math.sqrt(nbytes))
+    qa = rng.integers(-127, 128, (1, side), dtype=np.int8)
+    qb = rng.integers(-127, 128, (side, side), dtype=np.int8)
+    yield ("quantized_matmul int8 1 row", *quantized_matmul_case(qa, qb, rng, torch), qb.nbytes + 4 * side, 0)
 
-        def np_qmm():  # no copy when the product is float32 already; the scaling in place
-            y = (qa.astype(cast) @ qb.astype(cast)).astype(np.float32, copy=False)
-            y *= sa * sb
-            return y
 
-        if torch:
-            tcast = torch.float32 if exact32 else torch.float64
-            tqa, tqb, tscale = torch.from_numpy(qa), torch.from_numpy(qb), torch.from_numpy(sa * sb)
+def quantized_matmul_case(qa, qb, rng, torch):
+    """hal, numpy and torch computing QuantizedMatMul(qa, qb, per-tensor, per-channel scales)
+    from the same int8 operands: numpy and torch convert them and multiply in float32 (exact while
+    K * 127 * 128 < 2^24) or float64, then scale."""
+    k, n = qb.shape
+    sa, sb = np.float32(0.01), rng.uniform(0.001, 0.01, n).astype(np.float32)
+    exact32 = k * 127 * 128 < 2**24
+    cast = np.float32 if exact32 else np.float64
 
-        yield ("quantized_matmul int8", lambda: ops.quantized_matmul(qa, qb, sa, sb), np_qmm,
-               (lambda: (tqa.to(tcast) @ tqb.to(tcast)).to(torch.float32) * tscale) if torch else None,
-               0, 2.0 * side**3)
+    def np_qmm():  # no copy when the product is float32 already; the scaling in place
+        y = (qa.astype(cast) @ qb.astype(cast)).astype(np.float32, copy=False)
+        y *= sa * sb
+        return y
+
+    torch_qmm = None
+    if torch:
+        tcast = torch.float32 if exact32 else torch.float64
+        tqa, tqb, tscale = torch.from_numpy(qa), torch.from_numpy(qb), torch.from_numpy(sa * sb)
+
+        def torch_qmm():
+            return (tqa.to(tcast) @ tqb.to(tcast)).to(torch.float32) * tscale
+
+    return (lambda: ops.quantized_matmul(qa, qb, sa, sb)), np_qmm, torch_qmm
 
 
 def fresh_copy_seconds(moved: int) -> float:
