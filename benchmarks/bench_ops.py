@@ -141,21 +141,24 @@ def cases(nbytes: int, torch):
         qa = rng.integers(-127, 128, (side, side), dtype=np.int8)
         qb = rng.integers(-127, 128, (side, side), dtype=np.int8)
         yield ("quantized_matmul int8", *quantized_matmul_case(qa, qb, rng, torch), 0, 2.0 * side**3)
-    # A decode step: one row of activations times int8 weights of nbytes bytes, read in place
-    # (memory-bound, so its rate is printed in GB/s of b next to memcpy's).
-    side = int(math.sqrt(nbytes))
-    qa = rng.integers(-127, 128, (1, side), dtype=np.int8)
-    qb = rng.integers(-127, 128, (side, side), dtype=np.int8)
-    yield ("quantized_matmul int8 1 row", *quantized_matmul_case(qa, qb, rng, torch), qb.nbytes + 4 * side, 0)
+    # A decode step: one row of activations times int8 or int16 (Kunlun's FC_INT16) weights of
+    # nbytes bytes, read in place (memory-bound, so its rate is printed in GB/s of b beside memcpy's).
+    for dtype in (np.int8, np.int16):
+        side = int(math.sqrt(nbytes // np.dtype(dtype).itemsize))
+        peak = np.iinfo(dtype).max
+        qa = rng.integers(-peak, peak + 1, (1, side), dtype=dtype)
+        qb = rng.integers(-peak, peak + 1, (side, side), dtype=dtype)
+        yield (f"quantized_matmul {np.dtype(dtype).name} 1 row", *quantized_matmul_case(qa, qb, rng, torch), qb.nbytes + 4 * side, 0)
 
 
 def quantized_matmul_case(qa, qb, rng, torch):
     """hal, numpy and torch computing QuantizedMatMul(qa, qb, per-tensor, per-channel scales)
-    from the same int8 operands: numpy and torch convert them and multiply in float32 (exact while
-    K * 127 * 128 < 2^24) or float64, then scale."""
+    from the same integer operands: numpy and torch convert them and multiply in float32 (exact
+    while K * |a| * |b| < 2^24) or float64, then scale."""
     k, n = qb.shape
     sa, sb = np.float32(0.01), rng.uniform(0.001, 0.01, n).astype(np.float32)
-    exact32 = k * 127 * 128 < 2**24
+    peak = int(np.iinfo(qa.dtype).max) + 1
+    exact32 = k * peak * peak < 2**24
     cast = np.float32 if exact32 else np.float64
 
     def np_qmm():  # no copy when the product is float32 already; the scaling in place

@@ -471,11 +471,11 @@ HAL_VECTOR_TARGET void pack_slivers_vector(const Problem& p, int64_t first, int6
 
 
 // ---- few rows of a: b read in place ----------------------------------------------------------
-// With a few rows of a (a decode step: one token's activations times int8 weights), packing b
-// costs more than the product: it reads b, writes it widened to int16 and reads that back, about
-// five times b's bytes of memory traffic for a matrix used once. Up to kInPlaceRows rows, an int8
-// b is read where it lies instead, row after row, front to back: each pair of its rows is
-// interleaved and widened to int16 pairs in registers (what packing writes to memory) and
+// With a few rows of a (a decode step: one token's activations times int8 or int16 weights),
+// packing b costs more than the product: it reads b, writes it as int16 pairs (int16: two planes)
+// and reads that back, several times b's bytes of memory traffic for a matrix used once. Up to
+// kInPlaceRows rows, b is read where it lies instead, row after row, front to back: each pair of
+// its rows is interleaved into int16 pairs in registers (what packing writes to memory) and
 // multiplied with each row of a's broadcast pair, into int32 sums of every column kept in a
 // buffer (kSweepRows x N x 4 bytes a thread, in L1 or L2). Reading along b's rows matters: going down a
 // column block instead touches one page per row (N bytes apart), which at N = 4096 missed the
@@ -483,73 +483,86 @@ HAL_VECTOR_TARGET void pack_slivers_vector(const Problem& p, int64_t first, int6
 constexpr int64_t kInPlaceRows = 8;
 constexpr int64_t kSweepRows = 4;  // rows of a per sweep along b: their 2 x 4 broadcast pairs stay in registers
 
-// One group of 16 columns over one pair of rows of b (r0, r1; r1 null past K): the pairs
-// (b[2q, c], b[2q + 1, c]) widened to int16, columns 0..7 then 8..15.
-HAL_VECTOR_TARGET HAL_ALWAYS_INLINE void widen_pair(const int8_t* r0, const int8_t* r1, __m256i& lo, __m256i& hi) {
-  const __m128i x0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r0));
-  const __m128i x1 = r1 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(r1)) : _mm_setzero_si128();
-  lo = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(x0, x1));
-  hi = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(x0, x1));
-}
+// Where a sweep reads b: b itself for the columns [0, full) (whole groups of 16), `tail` for the
+// last n - full (a zero-padded copy, rows 16 elements apart), and `zeros` (at least n elements)
+// for a row past K; so that the loops over columns test nothing.
+struct InPlaceB {
+  const void* tail;
+  const void* zeros;
+  int64_t full;
+};
 
-// sums[r][c] += the products of pairs q and q + 1 (P = 2) or q alone (P = 1) for the M rows of a
-// and the columns [c0, c1) (groups of 16; the group at `full` and past it reads `tail`, a
-// zero-padded copy of b's last n - full columns, rows 16 bytes apart). A row of b past K reads as
-// zeros.
-template <int M, int P>
-HAL_VECTOR_TARGET __attribute__((noinline)) void in_place_pairs(const Problem& p, int64_t q, int32_t* sums, int64_t ld_sums,
-                                                               int64_t c0, int64_t c1, int64_t full, const int8_t* tail) {
-  const int8_t* b = static_cast<const int8_t*>(p.b);
-  const int8_t* rows[2 * P];
-  const int8_t* tail_rows[2 * P];
-  for (int i = 0; i < 2 * P; ++i) {
-    const int64_t row = 2 * q + i;
-    rows[i] = row < p.k ? b + row * p.n : nullptr;
-    tail_rows[i] = row < p.k ? tail + row * 16 : nullptr;
-  }
-  __m256i av[M][P];
-#pragma GCC unroll 8
-  for (int r = 0; r < M; ++r) {
-#pragma GCC unroll 2
-    for (int j = 0; j < P; ++j) av[r][j] = broadcast_pair(p.pa + r * p.lda + 2 * (q + j));
-  }
-  for (int64_t c = c0; c < c1; c += 16) {
-    __m256i lo[P], hi[P];
-#pragma GCC unroll 2
-    for (int j = 0; j < P; ++j) {
-      if (c < full) {
-        widen_pair(rows[2 * j] + c, rows[2 * j + 1] ? rows[2 * j + 1] + c : nullptr, lo[j], hi[j]);
-      } else {
-        widen_pair(tail_rows[2 * j], tail_rows[2 * j + 1], lo[j], hi[j]);
-      }
+// The rows of b that pairs q .. q + P - 1 read (2P of them), in b and in the tail.
+template <class T, int P>
+struct PairRows {
+  const T* rows[2 * P];
+  const T* tail[2 * P];
+  PairRows(const Problem& p, const InPlaceB& where, int64_t q) {
+    for (int i = 0; i < 2 * P; ++i) {
+      const int64_t row = 2 * q + i;
+      const bool real = row < p.k;
+      rows[i] = real ? static_cast<const T*>(p.b) + row * p.n : static_cast<const T*>(where.zeros);
+      tail[i] = real ? static_cast<const T*>(where.tail) + row * 16 : static_cast<const T*>(where.zeros);
     }
+  }
+};
+
+template <int M, int P>
+struct BroadcastPairs {
+  __m256i av[M][P];
+  HAL_VECTOR_TARGET HAL_ALWAYS_INLINE BroadcastPairs(const Problem& p, int64_t q) {
 #pragma GCC unroll 8
     for (int r = 0; r < M; ++r) {
-      __m256i* s = reinterpret_cast<__m256i*>(sums + r * ld_sums + c);
-      __m256i s0 = _mm256_loadu_si256(s), s1 = _mm256_loadu_si256(s + 1);
 #pragma GCC unroll 2
-      for (int j = 0; j < P; ++j) {
-        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(av[r][j], lo[j]));
-        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(av[r][j], hi[j]));
-      }
-      _mm256_storeu_si256(s, s0);
-      _mm256_storeu_si256(s + 1, s1);
+      for (int j = 0; j < P; ++j) av[r][j] = broadcast_pair(p.pa + r * p.lda + 2 * (q + j));
     }
   }
+};
+
+// int8: sums[r][c .. c + 16) += the group's products, its rows read from rows[i] + offset.
+template <int M, int P>
+HAL_VECTOR_TARGET HAL_ALWAYS_INLINE void group8(const BroadcastPairs<M, P>& a, const int8_t* const* rows, int64_t offset, int32_t* sums,
+                                                int64_t ld, int64_t c) {
+  __m256i lo[P], hi[P];
+#pragma GCC unroll 2
+  for (int j = 0; j < P; ++j) {  // (b[2q, c], b[2q + 1, c]) widened to int16: columns 0..7, 8..15
+    const __m128i x0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[2 * j] + offset));
+    const __m128i x1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[2 * j + 1] + offset));
+    lo[j] = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(x0, x1));
+    hi[j] = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(x0, x1));
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < M; ++r) {
+    __m256i* s = reinterpret_cast<__m256i*>(sums + r * ld + c);
+    __m256i s0 = _mm256_loadu_si256(s), s1 = _mm256_loadu_si256(s + 1);
+#pragma GCC unroll 2
+    for (int j = 0; j < P; ++j) {
+      s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(a.av[r][j], lo[j]));
+      s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(a.av[r][j], hi[j]));
+    }
+    _mm256_storeu_si256(s, s0);
+    _mm256_storeu_si256(s + 1, s1);
+  }
+}
+
+// int8: sums[r][0..n) += the products of pairs q .. q + P - 1 for the M rows of a.
+template <int M, int P>
+HAL_VECTOR_TARGET __attribute__((noinline)) void in_place_pairs(const Problem& p, const InPlaceB& where, int64_t q, int32_t* sums,
+                                                               int64_t ld) {
+  const PairRows<int8_t, P> rows(p, where, q);
+  const BroadcastPairs<M, P> a(p, q);
+  for (int64_t c = 0; c < where.full; c += 16) group8<M, P>(a, rows.rows, c, sums, ld, c);
+  if (where.full < p.n) group8<M, P>(a, rows.tail, 0, sums, ld, where.full);
 }
 
 // sums[r][0..n) += the products of pairs [q0, q1) for the M rows of a: sweeps along b's rows,
 // two pairs (four rows) at a time.
 template <int M>
-HAL_VECTOR_TARGET void in_place_sweep(const Problem& p, int64_t q0, int64_t q1, int32_t* sums, int64_t ld_sums, const int8_t* tail) {
-  const int64_t full = p.n / 16 * 16, end = (p.n + 15) / 16 * 16;  // the last group is padded in sums and tail
+HAL_VECTOR_TARGET void in_place_sweep(const Problem& p, const InPlaceB& where, int64_t q0, int64_t q1, int32_t* sums, int64_t ld) {
   int64_t q = q0;
-  for (; q + 2 <= q1; q += 2) in_place_pairs<M, 2>(p, q, sums, ld_sums, 0, end, full, tail);
-  if (q < q1) in_place_pairs<M, 1>(p, q, sums, ld_sums, 0, end, full, tail);
+  for (; q + 2 <= q1; q += 2) in_place_pairs<M, 2>(p, where, q, sums, ld);
+  if (q < q1) in_place_pairs<M, 1>(p, where, q, sums, ld);
 }
-
-constexpr void (*kInPlaceSweep[kSweepRows + 1])(const Problem&, int64_t, int64_t, int32_t*, int64_t, const int8_t*) = {
-    nullptr, in_place_sweep<1>, in_place_sweep<2>, in_place_sweep<3>, in_place_sweep<4>};
 
 // y = float32(sums) * (a_scale * b_scale), every row and column.
 HAL_VECTOR_TARGET void scale_sums(const Problem& p, const int32_t* sums, int64_t ld_sums) {
@@ -565,6 +578,83 @@ HAL_VECTOR_TARGET void scale_sums(const Problem& p, const int32_t* sums, int64_t
     }
   }
 }
+
+// int16 b (the Kunlun FC_INT16 path), the same sweep: each pair of rows is interleaved into int16
+// pairs and split as packing splits it (b = 256 bh + bl, bl = 0..255, bh = -128..127), the sums
+// with bl and with bh kept apart in int32 for kChunk16 pairs at most (see the overflow note at the
+// top), then added as lo + 256 hi into int64 totals. A group of 16 columns is two of 8.
+template <int M, int P>
+HAL_VECTOR_TARGET HAL_ALWAYS_INLINE void group16(const BroadcastPairs<M, P>& a, const int16_t* const* rows, int64_t offset, int32_t* lo,
+                                                 int32_t* hi, int64_t ld, int64_t c) {
+  const __m256i low_byte = _mm256_set1_epi16(0xff);
+#pragma GCC unroll 2
+  for (int half = 0; half < 16; half += 8) {
+    __m256i bl[P], bh[P];
+#pragma GCC unroll 2
+    for (int j = 0; j < P; ++j) {  // (b[2q, c], b[2q + 1, c]) for 8 columns
+      const __m128i x0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[2 * j] + offset + half));
+      const __m128i x1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[2 * j + 1] + offset + half));
+      const __m256i v = _mm256_set_m128i(_mm_unpackhi_epi16(x0, x1), _mm_unpacklo_epi16(x0, x1));
+      bl[j] = _mm256_and_si256(v, low_byte);
+      bh[j] = _mm256_srai_epi16(v, 8);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < M; ++r) {
+      __m256i* l = reinterpret_cast<__m256i*>(lo + r * ld + c + half);
+      __m256i* h = reinterpret_cast<__m256i*>(hi + r * ld + c + half);
+      __m256i sl = _mm256_loadu_si256(l), sh = _mm256_loadu_si256(h);
+#pragma GCC unroll 2
+      for (int j = 0; j < P; ++j) {
+        sl = _mm256_add_epi32(sl, _mm256_madd_epi16(a.av[r][j], bl[j]));
+        sh = _mm256_add_epi32(sh, _mm256_madd_epi16(a.av[r][j], bh[j]));
+      }
+      _mm256_storeu_si256(l, sl);
+      _mm256_storeu_si256(h, sh);
+    }
+  }
+}
+
+template <int M, int P>
+HAL_VECTOR_TARGET __attribute__((noinline)) void in_place_pairs16(const Problem& p, const InPlaceB& where, int64_t q, int32_t* lo,
+                                                                 int32_t* hi, int64_t ld) {
+  const PairRows<int16_t, P> rows(p, where, q);
+  const BroadcastPairs<M, P> a(p, q);
+  for (int64_t c = 0; c < where.full; c += 16) group16<M, P>(a, rows.rows, c, lo, hi, ld, c);
+  if (where.full < p.n) group16<M, P>(a, rows.tail, 0, lo, hi, ld, where.full);
+}
+
+// An int16 thread buffer: int64 totals [kSweepRows][ld], then int32 lo and hi [kSweepRows][ld].
+template <int M>
+HAL_VECTOR_TARGET void in_place_sweep16(const Problem& p, const InPlaceB& where, int64_t q0, int64_t q1, int32_t* buffer, int64_t ld) {
+  int64_t* totals = reinterpret_cast<int64_t*>(buffer);
+  int32_t* lo = buffer + 2 * kSweepRows * ld;
+  int32_t* hi = lo + kSweepRows * ld;
+  for (int64_t c0 = q0; c0 < q1; c0 += kChunk16) {
+    const int64_t c1 = std::min(q1, c0 + kChunk16);
+    std::fill(lo, lo + M * ld, 0);
+    std::fill(hi, hi + M * ld, 0);
+    int64_t q = c0;
+    for (; q + 2 <= c1; q += 2) in_place_pairs16<M, 2>(p, where, q, lo, hi, ld);
+    if (q < c1) in_place_pairs16<M, 1>(p, where, q, lo, hi, ld);
+    for (int64_t i = 0; i < M * ld; ++i) totals[i] += int64_t{lo[i]} + int64_t{hi[i]} * 256;
+  }
+}
+
+// y = float32(totals) * (a_scale * b_scale): int64 -> float32 rounds once, as the reference's.
+void scale_totals(const Problem& p, const int32_t* buffer, int64_t ld) {
+  const int64_t* totals = reinterpret_cast<const int64_t*>(buffer);
+  for (int64_t r = 0; r < p.m; ++r) {
+    const float sa = p.sa[p.row_scales ? r : 0];
+    for (int64_t c = 0; c < p.n; ++c) {
+      p.y[r * p.n + c] = static_cast<float>(totals[r * ld + c]) * (sa * p.sb[p.col_scales ? c : 0]);
+    }
+  }
+}
+
+using SweepFn = void (*)(const Problem&, const InPlaceB&, int64_t, int64_t, int32_t*, int64_t);
+constexpr SweepFn kInPlaceSweep[kSweepRows + 1] = {nullptr, in_place_sweep<1>, in_place_sweep<2>, in_place_sweep<3>, in_place_sweep<4>};
+constexpr SweepFn kInPlaceSweep16[kSweepRows + 1] = {nullptr, in_place_sweep16<1>, in_place_sweep16<2>, in_place_sweep16<3>,
+                                                     in_place_sweep16<4>};
 
 #endif  // HAL_X86_DISPATCH
 
@@ -687,25 +777,33 @@ constexpr int64_t kMinMacsPerThread = int64_t{2} << 20;
 constexpr int64_t kUnitsPerThread = 4;
 
 #if defined(HAL_X86_DISPATCH)
-// A few rows of int8 a (see kInPlaceRows). Threads share b's rows, not its columns, so that each
-// still sweeps along whole rows (a column range would be a page per row again): each sums its
-// ranges of pairs into its own buffer, and the buffers are added before the scaling.
+// A few rows of a (see kInPlaceRows). Threads share b's rows, not its columns, so that each still
+// sweeps along whole rows (a column range would be a page per row again): each sums its ranges of
+// pairs into its own buffer, and the buffers are added before the scaling.
 int32_t qmm_run_in_place(hal_kernel_call* call, Problem& p) {
-  const int64_t full = p.n / 16 * 16, ld_sums = (p.n + 15) / 16 * 16, per_thread = std::min(p.m, kSweepRows) * ld_sums;
-  const int64_t threads = std::clamp<int64_t>(p.k * p.n / kMinElementsPerThread, 1, std::max<int32_t>(call->num_threads, 1));
-  p.pa = scratch_a().get(p.m * p.lda + threads * per_thread * 2);  // widened a, then int32 sums per thread
-  int8_t* tail = reinterpret_cast<int8_t*>(scratch_b().get(p.k * 8 + 1));  // K rows of 16 bytes
+  const int64_t elem = p.split ? 2 : 1;  // bytes of an element of b
+  const int64_t full = p.n / 16 * 16, ld = (p.n + 15) / 16 * 16;
+  // int32 per thread: int8 sums [kSweepRows][ld]; int16 int64 totals and int32 lo and hi, as many.
+  const int64_t per_thread = kSweepRows * ld * (p.split ? 4 : 1);
+  const int64_t threads =
+      std::clamp<int64_t>(p.k * p.n * elem / kMinElementsPerThread, 1, std::max<int32_t>(call->num_threads, 1));
+  p.pa = scratch_a().get(p.m * p.lda + threads * per_thread * 2);  // widened a, then the threads' int32 buffers
+  // b's last columns (K rows of 16 elements), then a row of zeros (n elements, 16 at least)
+  char* tail = reinterpret_cast<char*>(scratch_b().get((p.k * 16 + std::max<int64_t>(p.n, 16)) * elem / 2 + 1));
   if (p.pa == nullptr || tail == nullptr) {
     return hal_fail(call, HAL_ERR_INTERNAL, "QuantizedMatMul: out of memory for the packed operands");
   }
-  int32_t* sums = reinterpret_cast<int32_t*>(p.pa + p.m * p.lda);
-  std::fill(sums, sums + threads * per_thread, 0);
+  int32_t* buffers = reinterpret_cast<int32_t*>(p.pa + p.m * p.lda);
   widen_rows_vector(p, 0, p.m);
-  if (full < p.n) {
-    const int8_t* b = static_cast<const int8_t*>(p.b);
+  char* zeros = tail + p.k * 16 * elem;
+  std::memset(zeros, 0, static_cast<size_t>(std::max<int64_t>(p.n, 16) * elem));
+  const InPlaceB where{tail, zeros, full};
+  if (full < p.n) {  // b's last columns, zero-padded to a group of 16
+    const char* b = static_cast<const char*>(p.b);
+    const size_t live = static_cast<size_t>((p.n - full) * elem), row = static_cast<size_t>(16 * elem);
     for (int64_t k = 0; k < p.k; ++k) {
-      std::memcpy(tail + k * 16, b + k * p.n + full, static_cast<size_t>(p.n - full));
-      std::memset(tail + k * 16 + (p.n - full), 0, static_cast<size_t>(16 - (p.n - full)));
+      std::memcpy(tail + k * row, b + (k * p.n + full) * elem, live);
+      std::memset(tail + k * row + live, 0, row - live);
     }
   }
   for (int64_t row = 0; row < p.m; row += kSweepRows) {  // a sweep of b per kSweepRows rows of a
@@ -714,26 +812,35 @@ int32_t qmm_run_in_place(hal_kernel_call* call, Problem& p) {
     rows.pa = p.pa + row * p.lda;
     rows.y = p.y + row * p.n;
     rows.sa = p.sa + (p.row_scales ? row : 0);
-    const auto sweep = kInPlaceSweep[rows.m];
+    const SweepFn sweep = (p.split ? kInPlaceSweep16 : kInPlaceSweep)[rows.m];
+    std::fill(buffers, buffers + threads * per_thread, 0);
     if (threads == 1) {
-      sweep(rows, 0, p.pairs, sums, ld_sums, tail);
+      sweep(rows, where, 0, p.pairs, buffers, ld);
     } else {
-      if (row > 0) std::fill(sums, sums + threads * per_thread, 0);
       // Ranges of an even number of pairs, taken in turn (see parallel_for): a slowed thread takes fewer.
       const int64_t chunks = std::min<int64_t>(threads * kChunksPerThread, (p.pairs + 1) / 2);
       std::atomic<int64_t> next{0};
       ThreadPool::global().run(static_cast<int32_t>(threads), [&](int32_t t) {
         for (int64_t c = next.fetch_add(1); c < chunks; c = next.fetch_add(1)) {
           const int64_t q0 = p.pairs * c / chunks / 2 * 2, q1 = c + 1 == chunks ? p.pairs : p.pairs * (c + 1) / chunks / 2 * 2;
-          sweep(rows, q0, q1, sums + t * per_thread, ld_sums, tail);
+          sweep(rows, where, q0, q1, buffers + t * per_thread, ld);
         }
       });
       for (int64_t t = 1; t < threads; ++t) {
-        for (int64_t i = 0; i < per_thread; ++i) sums[i] += sums[t * per_thread + i];
+        if (p.split) {
+          auto* totals = reinterpret_cast<int64_t*>(buffers);
+          const auto* other = reinterpret_cast<const int64_t*>(buffers + t * per_thread);
+          for (int64_t i = 0; i < rows.m * ld; ++i) totals[i] += other[i];
+        } else {
+          for (int64_t i = 0; i < rows.m * ld; ++i) buffers[i] += buffers[t * per_thread + i];
+        }
       }
     }
-    scale_sums(rows, sums, ld_sums);
-    if (threads == 1 && row + kSweepRows < p.m) std::fill(sums, sums + per_thread, 0);
+    if (p.split) {
+      scale_totals(rows, buffers, ld);
+    } else {
+      scale_sums(rows, buffers, ld);
+    }
   }
   return HAL_OK;
 }
@@ -743,7 +850,8 @@ template <bool kVector>
 int32_t qmm_run(hal_kernel_call* call, Problem& p) {
 #if defined(HAL_X86_DISPATCH)
   if constexpr (kVector) {
-    if (!p.split && p.m <= kInPlaceRows && p.pairs <= kChunk8) return qmm_run_in_place(call, p);
+    // int16 totals go through int64: any K; int8 sums stay int32, so at most kChunk8 pairs.
+    if (p.m <= kInPlaceRows && (p.split || p.pairs <= kChunk8)) return qmm_run_in_place(call, p);
   }
 #endif
   // Units are groups of slivers (each unit packs its slivers of b block by block and runs all the

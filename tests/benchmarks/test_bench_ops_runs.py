@@ -21,7 +21,8 @@ def test_bench_ops_prints_a_row_per_kernel_and_its_targets():
         if "4K" in cells and line.startswith("  ") and cells[0] != "missed:":
             at = cells.index("4K")
             rows.append((" ".join(cells[:at]), cells[at + 1:]))
-    assert [name for name, _ in rows] == ["softmax", "to_nc1hwc0", "quantized_matmul int8", "quantized_matmul int8 1 row"]
+    assert [name for name, _ in rows] == ["softmax", "to_nc1hwc0", "quantized_matmul int8", "quantized_matmul int8 1 row",
+                                          "quantized_matmul int16 1 row"]
     for name, (threads, hal_ms, numpy_ms, torch_ms, vs_numpy, vs_torch, *rest) in rows:
         assert threads == "1" and float(hal_ms) > 0 and float(numpy_ms) > 0, name
         assert vs_numpy.endswith("x") and float(vs_numpy[:-1]) > 0, name

@@ -128,6 +128,7 @@ def test_quantized_matmul_blocked_shapes_and_threads(dtype, threads, m, k, n):
     np.testing.assert_array_equal(per_tensor, ref.quantized_matmul(a, b, sa[:1], sb[:1]))
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.int16])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("m, k, n", [
     (1, 4097, 1000),  # a decode step: one row of a, b read in place (odd K; N past a multiple of 16)
@@ -139,12 +140,12 @@ def test_quantized_matmul_blocked_shapes_and_threads(dtype, threads, m, k, n):
     (9, 300, 40),     # nine: b packed, as for any larger GEMM
     (1, 0, 20),       # K = 0: zeros
 ])
-def test_quantized_matmul_few_rows_read_b_in_place(threads, m, k, n):
-    """Up to eight rows of int8 a, b is read where it lies (csrc/kernels/quantized_matmul.cpp,
-    kInPlaceRows), threads sharing its rows: exact against the reference, per channel and per
-    tensor, batched a included."""
+def test_quantized_matmul_few_rows_read_b_in_place(dtype, threads, m, k, n):
+    """Up to eight rows of a, b is read where it lies (csrc/kernels/quantized_matmul.cpp,
+    kInPlaceRows; int16 through int64 totals every 128 pairs), threads sharing its rows: exact
+    against the reference over the full range, per channel and per tensor, batched a included."""
     rng = np.random.default_rng(m * k + n)
-    a, b = _full_range(rng, np.int8, (m, k)), _full_range(rng, np.int8, (k, n))
+    a, b = _full_range(rng, dtype, (m, k)), _full_range(rng, dtype, (k, n))
     sa = rng.uniform(1e-4, 1e-2, m).astype(np.float32)
     sb = rng.uniform(1e-4, 1e-2, n).astype(np.float32)
     before = ops.get_num_threads()
