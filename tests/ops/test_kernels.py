@@ -109,41 +109,20 @@ def _full_range(rng, dtype, shape):
     (41, 3001, 70),   # odd K over several cache blocks of a and of b; M, N not multiples of the 6 x 16 / 6 x 8 tile
     (100, 3000, 20),  # too few column slivers to share: two threads split the rows
     (13, 257, 530),   # more than one 128-pair int32 chunk per int16 tile
-    (7, 2, 33),
-    (5, 0, 20),       # K = 0: zeros
-])
-def test_quantized_matmul_blocked_shapes_and_threads(dtype, threads, m, k, n):
-    rng = np.random.default_rng(m * k + n)
-    a, b = _full_range(rng, dtype, (m, k)), _full_range(rng, dtype, (k, n))
-    sa = rng.uniform(1e-4, 1e-2, m).astype(np.float32)
-    sb = rng.uniform(1e-4, 1e-2, n).astype(np.float32)
-    before = ops.get_num_threads()
-    try:
-        ops.set_num_threads(threads)
-        per_channel = ops.quantized_matmul(a, b, sa, sb)
-        per_tensor = ops.quantized_matmul(a, b, sa[:1], sb[:1])
-    finally:
-        ops.set_num_threads(before)
-    np.testing.assert_array_equal(per_channel, ref.quantized_matmul(a, b, sa, sb))
-    np.testing.assert_array_equal(per_tensor, ref.quantized_matmul(a, b, sa[:1], sb[:1]))
-
-
-@pytest.mark.parametrize("dtype", [np.int8, np.int16])
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("m, k, n", [
-    (1, 4097, 1000),  # a decode step: one row of a, b read in place (odd K; N past a multiple of 16)
+    (9, 300, 40),     # nine rows: the fewest for which b is packed
+    (7, 2, 33),       # up to eight rows, b is read in place (kInPlaceRows), threads sharing its rows:
+    (1, 4097, 1000),  # a decode step (odd K; N past a multiple of 16)
     (2, 1200, 130),
     (3, 777, 64),
     (4, 2, 17),
-    (5, 300, 1),      # five rows: a sweep of four, then one of one
-    (8, 513, 300),    # the most rows read in place: two sweeps of four
-    (9, 300, 40),     # nine: b packed, as for any larger GEMM
-    (1, 0, 20),       # K = 0: zeros
+    (5, 300, 1),      # a sweep of four rows, then one of one
+    (8, 513, 300),    # two sweeps of four
+    (5, 0, 20),       # K = 0: zeros
+    (1, 0, 20),
 ])
-def test_quantized_matmul_few_rows_read_b_in_place(dtype, threads, m, k, n):
-    """Up to eight rows of a, b is read where it lies (csrc/kernels/quantized_matmul.cpp,
-    kInPlaceRows; int16 through int64 totals every 128 pairs), threads sharing its rows: exact
-    against the reference over the full range, per channel and per tensor, batched a included."""
+def test_quantized_matmul_shapes_and_threads(dtype, threads, m, k, n):
+    """Exact against the reference over the full range, per channel and per tensor, batched a
+    included, for both ways through the kernel: b packed in slivers, or read in place."""
     rng = np.random.default_rng(m * k + n)
     a, b = _full_range(rng, dtype, (m, k)), _full_range(rng, dtype, (k, n))
     sa = rng.uniform(1e-4, 1e-2, m).astype(np.float32)
