@@ -482,6 +482,10 @@ HAL_VECTOR_TARGET void pack_slivers_vector(const Problem& p, int64_t first, int6
 // TLB and the cache sets on every access and ran at 2-3 GB/s.
 constexpr int64_t kInPlaceRows = 8;
 constexpr int64_t kSweepRows = 4;  // rows of a per sweep along b: their 2 x 4 broadcast pairs stay in registers
+// A thread per this many bytes of b: a sweep runs at 15-25 GB/s from cache, so below it a second
+// thread's wake-up, buffer and reduction cost more than its half of the sweep (256 KiB of int16
+// one row: 14 us on one thread, 24-28 us on two, when this was 64 KiB).
+constexpr int64_t kInPlaceBytesPerThread = 256 << 10;
 
 // Where a sweep reads b: b itself for the columns [0, full) (whole groups of 16), `tail` for the
 // last n - full (a zero-padded copy, rows 16 elements apart), and `zeros` (at least n elements)
@@ -786,7 +790,7 @@ int32_t qmm_run_in_place(hal_kernel_call* call, Problem& p) {
   // int32 per thread: int8 sums [kSweepRows][ld]; int16 int64 totals and int32 lo and hi, as many.
   const int64_t per_thread = kSweepRows * ld * (p.split ? 4 : 1);
   const int64_t threads =
-      std::clamp<int64_t>(p.k * p.n * elem / kMinElementsPerThread, 1, std::max<int32_t>(call->num_threads, 1));
+      std::clamp<int64_t>(p.k * p.n * elem / kInPlaceBytesPerThread, 1, std::max<int32_t>(call->num_threads, 1));
   p.pa = scratch_a().get(p.m * p.lda + threads * per_thread * 2);  // widened a, then the threads' int32 buffers
   // b's last columns (K rows of 16 elements), then a row of zeros (n elements, 16 at least)
   char* tail = reinterpret_cast<char*>(scratch_b().get((p.k * 16 + std::max<int64_t>(p.n, 16)) * elem / 2 + 1));

@@ -117,6 +117,7 @@ def _full_range(rng, dtype, shape):
     (4, 2, 17),
     (5, 300, 1),      # a sweep of four rows, then one of one
     (8, 513, 300),    # two sweeps of four
+    (6, 2050, 300),   # two sweeps, each shared by threads (b over 256 KiB)
     (5, 0, 20),       # K = 0: zeros
     (1, 0, 20),
 ])
