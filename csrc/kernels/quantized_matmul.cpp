@@ -791,13 +791,14 @@ int32_t qmm_run_in_place(hal_kernel_call* call, Problem& p) {
   const int64_t per_thread = kSweepRows * ld * (p.split ? 4 : 1);
   const int64_t threads =
       std::clamp<int64_t>(p.k * p.n * elem / kInPlaceBytesPerThread, 1, std::max<int32_t>(call->num_threads, 1));
-  p.pa = scratch_a().get(p.m * p.lda + threads * per_thread * 2);  // widened a, then the threads' int32 buffers
+  const int64_t widened = (p.m * p.lda + 31) / 32 * 32;  // int16 of widened a, to a 64-byte boundary (int64 totals follow)
+  p.pa = scratch_a().get(widened + threads * per_thread * 2);  // widened a, then the threads' int32 buffers
   // b's last columns (K rows of 16 elements), then a row of zeros (n elements, 16 at least)
   char* tail = reinterpret_cast<char*>(scratch_b().get((p.k * 16 + std::max<int64_t>(p.n, 16)) * elem / 2 + 1));
   if (p.pa == nullptr || tail == nullptr) {
     return hal_fail(call, HAL_ERR_INTERNAL, "QuantizedMatMul: out of memory for the packed operands");
   }
-  int32_t* buffers = reinterpret_cast<int32_t*>(p.pa + p.m * p.lda);
+  int32_t* buffers = reinterpret_cast<int32_t*>(p.pa + widened);
   widen_rows_vector(p, 0, p.m);
   char* zeros = tail + p.k * 16 * elem;
   std::memset(zeros, 0, static_cast<size_t>(std::max<int64_t>(p.n, 16) * elem));
