@@ -644,15 +644,10 @@ HAL_VECTOR_TARGET void in_place_sweep16(const Problem& p, const InPlaceB& where,
   }
 }
 
-// y = float32(totals) * (a_scale * b_scale): int64 -> float32 rounds once, as the reference's.
+// y = float32(totals) * (a_scale * b_scale), sliver by sliver as the packed tiles store theirs.
 void scale_totals(const Problem& p, const int32_t* buffer, int64_t ld) {
   const int64_t* totals = reinterpret_cast<const int64_t*>(buffer);
-  for (int64_t r = 0; r < p.m; ++r) {
-    const float sa = p.sa[p.row_scales ? r : 0];
-    for (int64_t c = 0; c < p.n; ++c) {
-      p.y[r * p.n + c] = static_cast<float>(totals[r * ld + c]) * (sa * p.sb[p.col_scales ? c : 0]);
-    }
-  }
+  for (int64_t col0 = 0; col0 < p.n; col0 += p.cols) store_tile(p, 0, static_cast<int>(p.m), col0, totals + col0, ld);
 }
 
 using SweepFn = void (*)(const Problem&, const InPlaceB&, int64_t, int64_t, int32_t*, int64_t);
