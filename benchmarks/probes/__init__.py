@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import shutil
 import statistics
 import subprocess
@@ -30,7 +31,7 @@ def _library() -> ctypes.CDLL | None:
     digest = hashlib.sha256(_SOURCE.read_bytes()).hexdigest()[:16]
     built = Path(tempfile.gettempdir()) / f"hal-bench-int16-madd-{digest}.so"
     if not built.exists():
-        partial = built.with_suffix(f".{threading.get_ident()}.tmp")
+        partial = built.with_suffix(f".{os.getpid()}.tmp")  # one per process: runs may build at once
         result = subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-o", str(partial), str(_SOURCE)],
                                 capture_output=True, text=True, check=False)
         if result.returncode != 0:
