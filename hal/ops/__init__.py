@@ -15,8 +15,6 @@ ONNX nodes of a registered domain are placed and run like any other node (hal.In
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .. import _C
 from .dispatch import call
 from .registry import (
