@@ -14,7 +14,6 @@
 // int8 and int16 ranges (-128 and -32768 included) are computed exactly.
 #include <immintrin.h>
 
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -817,14 +816,11 @@ int32_t qmm_run_in_place(hal_kernel_call* call, Problem& p) {
     if (threads == 1) {
       sweep(rows, where, 0, p.pairs, buffers, ld);
     } else {
-      // Ranges of an even number of pairs, taken in turn (see parallel_for): a slowed thread takes fewer.
+      // Ranges of an even number of pairs, each task summing into its own buffer.
       const int64_t chunks = std::min<int64_t>(threads * kChunksPerThread, (p.pairs + 1) / 2);
-      std::atomic<int64_t> next{0};
-      ThreadPool::global().run(static_cast<int32_t>(threads), [&](int32_t t) {
-        for (int64_t c = next.fetch_add(1); c < chunks; c = next.fetch_add(1)) {
-          const int64_t q0 = p.pairs * c / chunks / 2 * 2, q1 = c + 1 == chunks ? p.pairs : p.pairs * (c + 1) / chunks / 2 * 2;
-          sweep(rows, where, q0, q1, buffers + t * per_thread, ld);
-        }
+      run_chunks(static_cast<int32_t>(threads), chunks, [&](int32_t t, int64_t c) {
+        const int64_t q0 = p.pairs * c / chunks / 2 * 2, q1 = c + 1 == chunks ? p.pairs : p.pairs * (c + 1) / chunks / 2 * 2;
+        sweep(rows, where, q0, q1, buffers + t * per_thread, ld);
       });
       for (int64_t t = 1; t < threads; ++t) {
         if (p.split) {
@@ -879,18 +875,13 @@ int32_t qmm_run(hal_kernel_call* call, Problem& p) {
     run_range<kVector>(p, 0, p.m, 0, p.slivers, p.pb);
     return HAL_OK;
   }
-  std::atomic<int64_t> next{0};
-  parallel_for(threads, kMinElementsPerThread, static_cast<int32_t>(threads), [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      for (int64_t u = next.fetch_add(1); u < units; u = next.fetch_add(1)) {
-        if (by_rows) {
-          const int64_t first = u * unit * kMR, last = std::min(p.m, (u + 1) * unit * kMR);
-          widen_a<kVector>(p, first, last);
-          run_range<kVector>(p, first, last, 0, p.slivers, nullptr);
-        } else {
-          run_range<kVector>(p, 0, p.m, u * unit, std::min(p.slivers, (u + 1) * unit), p.pb + t * block * p.sliver_size());
-        }
-      }
+  run_chunks(static_cast<int32_t>(threads), units, [&](int32_t t, int64_t u) {  // t: the task's block buffer
+    if (by_rows) {
+      const int64_t first = u * unit * kMR, last = std::min(p.m, (u + 1) * unit * kMR);
+      widen_a<kVector>(p, first, last);
+      run_range<kVector>(p, first, last, 0, p.slivers, nullptr);
+    } else {
+      run_range<kVector>(p, 0, p.m, u * unit, std::min(p.slivers, (u + 1) * unit), p.pb + t * block * p.sliver_size());
     }
   });
   return HAL_OK;

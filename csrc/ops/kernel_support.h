@@ -40,6 +40,22 @@ constexpr int64_t kMinElementsPerThread = 64 * 1024;
 // Chunks per thread that parallel_for hands out: enough to even out a late or slowed thread.
 constexpr int64_t kChunksPerThread = 4;
 
+// Runs fn(task, c) for every chunk c in [0, chunks) on `tasks` tasks of the kernels' pool (the
+// caller runs task 0); task, in [0, tasks), indexes per-thread scratch. Chunks are taken in turn
+// rather than a fixed share per task: a thread that starts late (its core busy with torch's or
+// BLAS's spinning workers, or another process) takes fewer, and one that has not started by the
+// time the caller runs out of chunks is not waited for, so a busy core costs at most the
+// one-thread time instead of a scheduler slice.
+template <class F>
+void run_chunks(int32_t tasks, int64_t chunks, F&& fn) {
+  std::atomic<int64_t> next{0};
+  ThreadPool::global().run(tasks, [&](int32_t task) {
+    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks; c = next.fetch_add(1, std::memory_order_relaxed)) {
+      fn(task, c);
+    }
+  });
+}
+
 // Runs fn(begin, end) over [0, items) split into contiguous ranges, on up to `threads` threads of
 // the kernels' pool (the caller is one of them); each item is about `elements_per_item` elements.
 // A thread may run several ranges, in any order; each item is in exactly one range.
@@ -53,17 +69,8 @@ void parallel_for(int64_t items, int64_t elements_per_item, int32_t threads, F&&
     fn(int64_t{0}, items);
     return;
   }
-  // Chunks are taken in turn rather than one fixed range per thread: a thread that starts late (its
-  // core busy with torch's or BLAS's spinning workers, or another process) takes fewer, and one
-  // that has not started by the time the caller runs out of chunks is not waited for, so a busy
-  // core costs at most the one-thread time instead of a scheduler slice.
   int64_t chunks = std::min<int64_t>(items, int64_t{n} * kChunksPerThread);
-  std::atomic<int64_t> next{0};
-  ThreadPool::global().run(n, [&](int32_t) {
-    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks; c = next.fetch_add(1, std::memory_order_relaxed)) {
-      fn(items * c / chunks, items * (c + 1) / chunks);
-    }
-  });
+  run_chunks(n, chunks, [&](int32_t, int64_t c) { fn(items * c / chunks, items * (c + 1) / chunks); });
 }
 
 // ---- dtype conversion -----------------------------------------------------------------------
