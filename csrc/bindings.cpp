@@ -261,6 +261,18 @@ the GIL (those of 64 KiB and more).
           "Writable memoryview over the requested bytes of a live block of a host_addressable arena "
           "(ValueError otherwise). The view keeps the arena alive, and a block freed while a view of it "
           "exists is only recycled once the last view is gone.")
+      .def(
+          "emulation_buffer",
+          [](py::object self, uint64_t address) {
+            auto& a = self.cast<hal::Arena&>();
+            uint64_t len = 0;
+            void* ptr = a.pin_block_for_emulation(address, &len);
+            hal::Arena* ap = &a;
+            return memoryview_of(make_region(self, ptr, len, false, [ap, address] { ap->unpin(address); }));
+          },
+          py::arg("address"),
+          "host_buffer for a simulator's own kernels, on any arena: a simulated chip computes on this host, "
+          "in its device memory, without a copy. Not for users, who reach device memory through copies.")
       .def("__repr__", &arena_repr);
 
   m.def(

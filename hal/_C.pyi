@@ -102,6 +102,8 @@ class Arena:
         """Copy between (or within) live blocks of this arena; memmove semantics."""
     def host_pointer(self, address: int) -> int:
         """Host pointer of a live block; ValueError unless host_addressable."""
+    def emulation_buffer(self, address: int) -> memoryview:
+        """host_buffer on any arena, for a simulated chip's own kernels (they run on this host)."""
     def host_buffer(self, address: int) -> memoryview:
         """Writable memoryview over a live block's requested bytes; ValueError unless host_addressable.
         The view keeps the arena alive and defers recycling of the block until it is gone."""

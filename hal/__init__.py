@@ -23,6 +23,7 @@ from .errors import (
     MissingDependencyError,
     OutOfMemoryError,
     UnsupportedDTypeError,
+    UnsupportedModelError,
     UnsupportedOpError,
 )
 from .memory import Buffer, MemoryStats
@@ -37,7 +38,7 @@ __all__ = [
     "devices", "device", "default_device", "synchronize", "BackendLoadWarning",
     "HalError", "BackendError", "DeviceError", "DeviceLostError", "DeviceNotFoundError",
     "InvalidArgumentError", "InvalidInputError", "InvalidModelError", "OutOfMemoryError",
-    "UnsupportedDTypeError", "UnsupportedOpError", "ExecutionError", "InferenceSession",
+    "UnsupportedDTypeError", "UnsupportedOpError", "UnsupportedModelError", "ExecutionError", "InferenceSession",
     "KernelNotFoundError", "KernelLibraryError", "ops", "kernel",
     "MissingDependencyError", "from_torch",
 ]
@@ -54,6 +55,10 @@ def __getattr__(name: str):
 
         return from_torch
     # Extension ops (hal.ops, and its @hal.kernel decorator) load on first use too.
+    if name == "llm":  # LLM generation (hal.llm) loads on first use
+        import importlib
+
+        return importlib.import_module(".llm", __name__)
     if name in ("ops", "kernel"):
         import importlib
 

@@ -15,6 +15,7 @@ __all__ = [
     "InvalidModelError",
     "InvalidInputError",
     "MissingDependencyError",
+    "UnsupportedModelError",
 ]
 
 
@@ -76,3 +77,7 @@ class KernelNotFoundError(UnsupportedOpError, LookupError):
 
 class KernelLibraryError(HalError):
     """A kernel library failed to load, or a registration clashed with an existing kernel."""
+
+
+class UnsupportedModelError(HalError):
+    """A model uses an architecture or config field that hal.llm cannot run; the message names it."""

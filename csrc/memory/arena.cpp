@@ -339,10 +339,17 @@ PinnedRange Arena::pin_range(uint64_t address, int64_t offset, int64_t nbytes, c
 }
 
 void* Arena::pin_block(uint64_t address, uint64_t* requested_size) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!host_addressable_) {
-    throw std::invalid_argument("host_buffer: this arena's memory is not host-addressable; use the copy API");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!host_addressable_) {
+      throw std::invalid_argument("host_buffer: this arena's memory is not host-addressable; use the copy API");
+    }
   }
+  return pin_block_for_emulation(address, requested_size);
+}
+
+void* Arena::pin_block_for_emulation(uint64_t address, uint64_t* requested_size) {
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = live_.find(address);
   if (it == live_.end()) {
     throw std::invalid_argument("host_buffer: address " + hex(address) + " is not a live allocation of this arena");

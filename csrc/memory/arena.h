@@ -122,6 +122,10 @@ class Arena {
   // Pin a whole live block for a long-lived host view; returns its pointer and
   // requested size. Must be balanced by unpin(address).
   void* pin_block(uint64_t address, uint64_t* requested_size);
+  // pin_block for a simulator's own kernels, whatever host_addressable says: a simulated chip's
+  // kernels run on this host and read and write its memory in place, as the chip's cores would;
+  // users still reach that memory only through the copy API.
+  void* pin_block_for_emulation(uint64_t address, uint64_t* requested_size);
   void unpin(uint64_t address);
 
   // Look up [offset, offset + nbytes) of a live block, check it, pin the block.

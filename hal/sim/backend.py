@@ -74,6 +74,14 @@ class SimulatedDeviceDriver(ArenaDeviceDriver):
             self.allocator.arena.copy_to_host(tensor.buffer.address, tensor.offset, out.reshape(-1).view(np.uint8))
         return out
 
+    def emulation_view(self, tensor: DeviceTensor) -> np.ndarray:
+        """The tensor's device memory as a writable numpy array, without a copy, for kernels the
+        simulator runs in place (hal.llm's decoder reads its weights and KV cache so, as the chip's
+        cores would read HBM). Not host access for users: they copy. The caller orders it against
+        the device's streams (synchronize first when work on them may touch the tensor)."""
+        raw = np.frombuffer(self.allocator.arena.emulation_buffer(tensor.buffer.address), np.uint8)
+        return raw[tensor.offset : tensor.offset + tensor.nbytes].view(tensor.dtype.numpy).reshape(tensor.shape)
+
     def write_for_emulation(self, buffer: Buffer, array: np.ndarray) -> None:
         if array.nbytes:
             self.allocator.arena.copy_from_host(buffer.address, 0, np.ascontiguousarray(array).reshape(-1).view(np.uint8))

@@ -162,6 +162,10 @@ def _flops(node: NodeInfo) -> tuple[float, bool]:
         elements, d1 = _elements(first)
         per_input, d2 = _tail(node.inputs[1] if len(node.inputs) > 1 else None, 1)
         return 2.0 * elements * per_input, d1 or d2
+    if op == "Attention":  # q [B, Hq, S, D] against k, v [B, Hkv, T, D]: q.k^T and p.v, 2*S*T*D each per head
+        elements, d1 = _elements(first)
+        keys, d2 = _dim(node.inputs[1] if len(node.inputs) > 1 else None, -2)
+        return 4.0 * elements * keys, d1 or d2
     if op in _POOLING:
         elements, dynamic = _elements(out)
         return float(elements * math.prod(node.attributes.get("kernel_shape", ()) or (1,))), dynamic

@@ -1,0 +1,325 @@
+"""How one device runs the decoder's kernels: the kernel route of hal.llm.
+
+A decoder step is a fixed sequence of kernels (DECODER_KERNELS_PER_LAYER per layer, then
+DECODER_KERNELS_PER_STEP): hal.ops' rms_norm, rope, swiglu and softmax, quantized_matmul for
+quantized fully connected layers, BLAS for float ones. Their operands are the device's own memory:
+
+- on the CPU (host-addressable), numpy views of cpu:0 tensors: the kernels run in place;
+- on a simulated chip, views of its arena taken through the driver's emulation_view: the chip's
+  kernels run on this host, in device memory, as the chip's cores read HBM. Each kernel applies the
+  chip's numerics (hal.sim.numerics' rules for the same ONNX op: Ascend's Cube ops under
+  precision_mode, Kunlun's int16 fully connected layers) and advances the device's simulated clock
+  by its roofline cost (hal.sim.cost), submitted to the device's stream, so events, `hal profile`
+  and memory accounting see the chip. Kernels compute when they are issued (the stream holds only
+  their time), which is exact because a decoder step issues all of its work, in order, on one
+  stream, and reads a result only through a copy that waits for that stream.
+
+Weights are uploaded once, in the layout and dtype the chip keeps them: [in, out] so that a row of
+activations sweeps them in order; float16 on Ascend when precision_mode lowers the Cube ops (CANN
+converts weights so; its FlashAttention kernels take float16 / bfloat16 only, so the KV cache is
+float16 there too); int16 levels with one scale on Kunlun under fc_precision="int16" (Paddle's XPU
+quantization pass stores them so); int8 levels with a scale per output channel under
+quantization="int8".
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import ops as hal_ops
+from ..device import Device
+from ..dtypes import DType
+from ..errors import InvalidArgumentError, UnsupportedOpError
+from ..graph.capability import CompileOptions, NodeInfo, TensorInfo
+from ..tensor import DeviceTensor, as_tensor, empty
+
+__all__ = [
+    "DeviceKernels", "LinearWeights", "QUANTIZATIONS", "DECODER_KERNELS_PER_LAYER", "DECODER_KERNELS_PER_STEP",
+    "quantize_per_tensor_int16", "quantize_per_channel_int8", "quantize_rows_int8",
+]
+
+DECODER_KERNELS_PER_LAYER = 12
+"""rms_norm, qkv linear, rope (q and k in one call), KV-cache write, attention, o linear, residual
+add, rms_norm, gate_up linear, swiglu, down linear, residual add."""
+DECODER_KERNELS_PER_STEP = 4
+"""embedding gather, final rms_norm, lm_head linear, sampling."""
+
+QUANTIZATIONS = ("none", "int8")
+_F32, _F16 = np.dtype(np.float32), np.dtype(np.float16)
+_INT16_MAX = 32767.0
+
+
+def quantize_per_tensor_int16(x: np.ndarray) -> tuple[np.ndarray, np.float32]:
+    """Paddle's XPU int16 quantization (the numpy twin of hal.sim.numerics' ONNX rewrite): one
+    scale max|x| / 32767 for the tensor, levels RoundHalfToEven(x * 32767 / max) clipped to
+    +-32767, in float32 arithmetic; a zero tensor quantizes to zeros with scale 0."""
+    x = np.asarray(x, np.float32)
+    peak = np.float32(np.abs(x).max()) if x.size else np.float32(0)
+    factor = np.float32(_INT16_MAX) / (peak if peak > 0 else np.float32(1))
+    levels = np.clip(np.rint(x * factor), -_INT16_MAX, _INT16_MAX).astype(np.int16)
+    return levels, np.float32(peak / np.float32(_INT16_MAX))
+
+
+def quantize_per_channel_int8(w_in_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 levels of a [in, out] weight with one float32 scale per output channel
+    (column): scale = max|w[:, n]| / 127 (a zero column gets scale 0)."""
+    peak = np.abs(w_in_out).max(axis=0).astype(np.float32)
+    scale = (peak / np.float32(127)).astype(np.float32)
+    safe = np.where(scale > 0, scale, np.float32(1))
+    levels = np.clip(np.rint(w_in_out / safe), -127, 127).astype(np.int8)
+    return levels, scale
+
+
+def quantize_rows_int8(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dynamic symmetric int8 levels of activations [rows, K], one scale per row: quantized_matmul
+    multiplies int8 by int8, so the activations of a weight-only int8 layer are quantized at run time."""
+    peak = np.abs(x).max(axis=1).astype(np.float32)
+    scale = (peak / np.float32(127)).astype(np.float32)
+    safe = np.where(scale > 0, scale, np.float32(1))
+    return np.clip(np.rint(x / safe[:, None]), -127, 127).astype(np.int8), scale
+
+
+@dataclass
+class LinearWeights:
+    """One fully connected layer as a device keeps it."""
+
+    kind: str
+    """"float32", "float16" (operands rounded to float16, float32 sums), "int16" (Kunlun FC_INT16)
+    or "int8" (weight-only int8, per output channel)."""
+    weight: np.ndarray
+    """[in, out] operand the kernel reads: a view of device memory (or, for float16, its float32
+    values, which BLAS reads; the device holds the float16 tensor)."""
+    scale: np.ndarray | np.float32 | None
+    bias: np.ndarray | None
+    tensors: tuple[DeviceTensor, ...]
+    """What the device holds (keeps the memory alive and accounted)."""
+    round_output: np.dtype | None = None
+
+    @property
+    def in_features(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def out_features(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors)
+
+
+def _noop() -> None:
+    pass
+
+
+class DeviceKernels:
+    """The decoder's kernels on one device, with that device's memory, numerics and clock."""
+
+    def __init__(self, device: Device, *, precision_mode: str | None = None, fc_precision: str | None = None,
+                 quantization: str = "none"):
+        if quantization not in QUANTIZATIONS:
+            raise InvalidArgumentError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
+        self.device = device
+        self.quantization = quantization
+        driver = device.driver
+        self.chip = getattr(driver, "chip", None) if device.spec.simulated else None
+        if device.spec.host_addressable:
+            self._view: Callable[[DeviceTensor], np.ndarray] = lambda t: t.host_view()
+        elif self.chip is not None and hasattr(driver, "emulation_view"):
+            self._view = driver.emulation_view
+        else:
+            raise UnsupportedOpError(
+                f"{device.name}: hal.llm's kernel route runs on the CPU and on simulated chips; "
+                f"for {device.spec.kind} devices run the model's ONNX export (hal.llm.onnx_export) through hal.InferenceSession"
+            )
+        self.stream = device.default_stream
+        self.options = CompileOptions(precision_mode=precision_mode, fc_precision=fc_precision)
+        self._cost_cache: dict[tuple, float] = {}
+        self.linear_kind, self.linear_round, self.attention_round, self.vector_round = self._numerics()
+        self.kv_dtype = DType.FLOAT16 if self.attention_round == _F16 else DType.FLOAT32
+
+    # -- numerics ----------------------------------------------------------------------------------
+    def _numerics(self) -> tuple[str, np.dtype | None, np.dtype | None, np.dtype | None]:
+        """(linear kind, linear output rounding, attention operand rounding, vector rounding) from
+        the chip's rule for an ONNX MatMul and for a vector kernel, as hal.sim.numerics decides them."""
+        if self.quantization == "int8":
+            base = "int8"
+        else:
+            base = "float32"
+        if self.chip is None:
+            return base, None, None, None
+        from ..sim.numerics import kernel_precision
+
+        def plan(op: str, domain: str = ""):
+            f32 = TensorInfo("x", DType.FLOAT32, (1, 1))
+            return kernel_precision(NodeInfo(op, op, domain, 17, (f32, f32), (f32,)), self.chip, self.options).plan
+
+        matmul, vector = plan("MatMul"), plan("RMSNorm", "com.hal")
+        as_np = lambda d: None if d is None else np.dtype(d.numpy)  # noqa: E731
+        attention_round = as_np(matmul.in_round) if matmul.fc is None else None
+        if base == "int8":
+            return "int8", None, attention_round, as_np(vector.in_round)
+        if matmul.fc == "int16":
+            return "int16", None, attention_round, as_np(vector.in_round)
+        if matmul.in_round is not None:
+            return "float16" if matmul.in_round == DType.FLOAT16 else "bfloat16", as_np(matmul.out_round), attention_round, as_np(vector.in_round)
+        return "float32", None, attention_round, as_np(vector.in_round)
+
+    # -- memory ------------------------------------------------------------------------------------
+    def upload(self, array: np.ndarray) -> tuple[DeviceTensor, np.ndarray]:
+        """array in this device's memory (one host -> device copy; on the CPU, no copy), and the
+        view kernels read it through."""
+        array = np.ascontiguousarray(array)
+        if self.device.spec.host_addressable and self.device.name == "cpu:0":
+            tensor = as_tensor(array)
+            return tensor, array
+        tensor = empty(array.shape, array.dtype, device=self.device)
+        tensor.copy_(array)
+        return tensor, self._view(tensor)
+
+    def allocate(self, shape: tuple[int, ...], dtype: DType | str) -> tuple[DeviceTensor, np.ndarray]:
+        tensor = empty(shape, dtype, device=self.device)
+        self.stream.synchronize()
+        return tensor, self._view(tensor)
+
+    def view(self, tensor: DeviceTensor) -> np.ndarray:
+        return self._view(tensor)
+
+    def linear_weights(self, w_out_in: np.ndarray, bias: np.ndarray | None) -> LinearWeights:
+        """A transformers Linear weight [out, in] (and bias) as this device keeps and computes it."""
+        w = np.ascontiguousarray(w_out_in.T, dtype=np.float32)
+        bias_tensors: tuple[DeviceTensor, ...] = ()
+        bias_view = None
+        if bias is not None:
+            bias_tensor, bias_view = self.upload(np.asarray(bias, np.float32))
+            bias_tensors = (bias_tensor,)
+        kind = self.linear_kind
+        if kind == "int8":
+            levels, scale = quantize_per_channel_int8(w)
+            lt, lv = self.upload(levels)
+            st, sv = self.upload(scale)
+            return LinearWeights(kind, lv, sv, bias_view, (lt, st, *bias_tensors))
+        if kind == "int16":
+            levels, scale = quantize_per_tensor_int16(w)
+            lt, lv = self.upload(levels)
+            return LinearWeights(kind, lv, scale, bias_view, (lt, *bias_tensors))
+        if kind in ("float16", "bfloat16"):
+            lowered = DType(kind).numpy
+            lt, lv = self.upload(w.astype(lowered))
+            # BLAS has no float16 GEMM: the emulator computes on the float32 values of the device's
+            # float16 weights (exact), summing in float32 as the Cube does.
+            return LinearWeights(kind, lv.astype(np.float32), None, bias_view, (lt, *bias_tensors), self.linear_round)
+        wt, wv = self.upload(w)
+        return LinearWeights("float32", wv, None, bias_view, (wt, *bias_tensors))
+
+    # -- the clock ---------------------------------------------------------------------------------
+    def account(self, name: str, op: str, domain: str, inputs: tuple, outputs: tuple, compute: str | None = None) -> None:
+        """Advances a simulated device's clock by the roofline time of one kernel described by
+        (dtype, shape) pairs; nothing on the CPU, whose clock is the wall clock."""
+        if self.chip is None:
+            return
+        key = (op, inputs, outputs, compute)
+        seconds = self._cost_cache.get(key)
+        if seconds is None:
+            from ..sim.cost import node_cost
+
+            node = NodeInfo(name, op, domain, 17,
+                            tuple(TensorInfo(f"i{i}", DType(d), s) for i, (d, s) in enumerate(inputs)),
+                            tuple(TensorInfo(f"o{i}", DType(d), s) for i, (d, s) in enumerate(outputs)))
+            seconds = self._cost_cache[key] = node_cost(node, self.chip, compute).seconds
+        self.stream.driver.submit(name, _noop, seconds)
+
+    # -- kernels -----------------------------------------------------------------------------------
+    def _round(self, x: np.ndarray, dtype: np.dtype | None) -> np.ndarray:
+        return x if dtype is None else x.astype(dtype).astype(np.float32)
+
+    def linear(self, x: np.ndarray, lw: LinearWeights, name: str) -> np.ndarray:
+        """x [rows, in] float32 @ weight -> [rows, out] float32, with the chip's FC numerics."""
+        rows = x.shape[0]
+        if lw.kind == "int8":
+            levels, scale = quantize_rows_int8(x)
+            y = hal_ops.quantized_matmul(levels, lw.weight, scale, lw.scale)
+            op, wdtype, compute = "QuantizedMatMul", "int8", "int8"
+        elif lw.kind == "int16":
+            levels, scale = quantize_per_tensor_int16(x)
+            y = hal_ops.quantized_matmul(levels, lw.weight, scale, lw.scale)
+            op, wdtype, compute = "QuantizedMatMul", "int16", "int16"
+        else:
+            if lw.kind != "float32":
+                x = self._round(x, np.dtype(DType(lw.kind).numpy))
+            y = np.dot(x[0], lw.weight)[None, :] if rows == 1 else x @ lw.weight
+            y = self._round(y, lw.round_output)
+            op, wdtype, compute = "MatMul", lw.kind, lw.kind
+        if lw.bias is not None:
+            y += lw.bias
+        self.account(name, op, "", (("float32", x.shape), (wdtype, lw.weight.shape)), (("float32", y.shape),), compute)
+        return y
+
+    def rms_norm(self, x: np.ndarray, weight: np.ndarray, eps: float, name: str) -> np.ndarray:
+        x = self._round(x, self.vector_round)
+        y = self._round(hal_ops.rms_norm(x, weight, epsilon=eps), self.vector_round)
+        self.account(name, "RMSNorm", "com.hal", (("float32", x.shape), ("float32", weight.shape)), (("float32", y.shape),))
+        return y
+
+    def rope(self, x: np.ndarray, cos: np.ndarray, sin: np.ndarray, name: str) -> np.ndarray:
+        y = self._round(hal_ops.rope(x, cos, sin), self.vector_round)
+        self.account(name, "RoPE", "com.hal", (("float32", x.shape), ("float32", cos.shape), ("float32", sin.shape)),
+                     (("float32", y.shape),))
+        return y
+
+    def swiglu(self, x: np.ndarray, name: str) -> np.ndarray:
+        y = self._round(hal_ops.swiglu(x), self.vector_round)
+        self.account(name, "SwiGLU", "com.hal", (("float32", x.shape),), (("float32", y.shape),))
+        return y
+
+    def add_(self, x: np.ndarray, y: np.ndarray, name: str) -> np.ndarray:
+        np.add(x, y, out=x)
+        if self.vector_round is not None:
+            x[...] = self._round(x, self.vector_round)
+        self.account(name, "Add", "", (("float32", x.shape), ("float32", y.shape)), (("float32", x.shape),))
+        return x
+
+    def embed(self, table: np.ndarray, ids: np.ndarray, name: str) -> np.ndarray:
+        rows = np.take(table, ids.reshape(-1), axis=0)
+        self.account(name, "Gather", "", (("int64", ids.shape), ("float32", rows.shape)), (("float32", rows.shape),))
+        return rows
+
+    def write_cache(self, cache: np.ndarray, values: np.ndarray, start: int, name: str) -> None:
+        """cache [B, Hkv, Tmax, D] (device memory) <- values [B, Hkv, S, D] at positions start.."""
+        cache[:, :, start : start + values.shape[2], :] = values
+        shape = values.shape
+        self.account(name, "ScatterND", "", ((str(self.kv_dtype), shape),), ((str(self.kv_dtype), shape),))
+
+    def attention(self, q: np.ndarray, keys: np.ndarray, values: np.ndarray, bias: np.ndarray, name: str) -> np.ndarray:
+        """softmax(q k^T / sqrt(D) + bias) v with grouped-query heads.
+        q [B, Hkv, G*S, D]; keys, values [B, Hkv, T, D] (cache views); bias [B, 1, G*S or 1, T]
+        (0 or -inf: causal and padding mask). Returns [B, Hkv, G*S, D]."""
+        rounding = self.attention_round
+        d = q.shape[-1]
+        q = self._round(q, rounding)
+        k = keys.astype(np.float32) if keys.dtype != _F32 else keys
+        v = values.astype(np.float32) if values.dtype != _F32 else values
+        scores = np.matmul(q, k.transpose(0, 1, 3, 2))
+        scores *= np.float32(1.0 / math.sqrt(d))
+        scores += bias
+        probs = hal_ops.softmax(np.ascontiguousarray(scores, dtype=np.float32))
+        probs = self._round(probs, rounding)
+        out = self._round(np.matmul(probs, v), rounding)
+        b, hkv, rows, _ = q.shape
+        kdt = str(self.kv_dtype)
+        self.account(name, "Attention", "", (("float32", (b, hkv, rows, d)), (kdt, keys.shape), (kdt, values.shape)),
+                     (("float32", out.shape),), "float16" if rounding is not None else None)
+        return out
+
+    def sample(self, logits: np.ndarray, pick: Callable[[np.ndarray], np.ndarray], name: str) -> np.ndarray:
+        tokens = pick(logits)
+        self.account(name, "TopK", "", (("float32", logits.shape),), (("int64", tokens.shape),))
+        return tokens
+
+    def describe(self) -> dict[str, Any]:
+        return {"device": self.device.name, "linear": self.linear_kind, "kv_cache": str(self.kv_dtype),
+                "attention_operands": str(self.attention_round) if self.attention_round is not None else "float32"}
