@@ -179,11 +179,12 @@ class DecoderModel:
     # -- generation --------------------------------------------------------------------------------
     def generate(self, input_ids: Any, max_new_tokens: int = 32, *, attention_mask: Any = None, do_sample: bool = False,
                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
-                 eos_token_id: int | Sequence[int] | None = None, pad_token_id: int | None = None,
+                 eos_token_id: int | Sequence[int] | None | str = "config", pad_token_id: int | None = None,
                  on_token: Callable[[int, np.ndarray], None] | None = None, keep_logits: bool = False) -> GenerationResult:
         """Greedy (or sampled) continuation of input_ids [batch, prompt] (left-padded where
         attention_mask has zeros). Stops after max_new_tokens, or when every sequence has produced
-        an end-of-sequence token (eos_token_id; default none: exactly max_new_tokens)."""
+        an end-of-sequence token (eos_token_id: the config's by default, as transformers; None: never
+        stop early). A finished sequence is padded with pad_token_id (default: its eos id)."""
         ids, mask = self._check_prompt(input_ids, attention_mask)
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 1:
             raise InvalidArgumentError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
@@ -195,7 +196,7 @@ class DecoderModel:
                 f"max_position_embeddings ({self.config.max_position_embeddings}); shorten one of them"
             )
         picker = _sampler(do_sample, temperature, top_k, top_p, seed)
-        eos = _token_set(eos_token_id)
+        eos = _token_set(self.config.eos_token_id if isinstance(eos_token_id, str) else eos_token_id)
         pad = pad_token_id if pad_token_id is not None else (min(eos) if eos else 0)
         tokens = np.empty((batch, int(max_new_tokens)), np.int64)
         finished = np.zeros(batch, bool)
