@@ -15,10 +15,21 @@ from typing import Any
 
 from ..errors import InvalidModelError, UnsupportedModelError
 
-__all__ = ["DecoderConfig", "SUPPORTED_MODEL_TYPES", "RopeScaling"]
+__all__ = ["DecoderConfig", "SUPPORTED_MODEL_TYPES", "RopeScaling", "RANDOM_MODEL_CONFIGS"]
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2")
 """model_type values whose decoder hal.llm runs (Qwen2's q/k/v projections carry a bias)."""
+
+RANDOM_MODEL_CONFIGS: dict[str, dict[str, Any]] = {
+    # a model small enough to make on the spot in a test or a demo
+    "llama-tiny": dict(model_type="llama", vocab_size=512, hidden_size=64, intermediate_size=172, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-6),
+    # ~125M parameters (12 layers of 768, grouped-query attention 12/4, a 32000-token vocabulary):
+    # the size benchmarks/bench_llm.py measures decode speed at
+    "llama-100m": dict(model_type="llama", vocab_size=32000, hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
+                       num_attention_heads=12, num_key_value_heads=4, max_position_embeddings=2048, rms_norm_eps=1e-6),
+}
+"""Configs `hal generate --random-config NAME` and the benchmarks build random-weight models from."""
 
 _ARCHITECTURES = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
 _ROPE_TYPES = ("default", "linear", "llama3")
