@@ -189,8 +189,21 @@ def _explain_command(args: argparse.Namespace) -> int:
 
 
 def _profile_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from . import profiler
 
+    if Path(args.model).is_dir():  # an LLM folder: profile a generation (prefill, then each decode step per device)
+        from .llm.cli import build_model, prompt_ids
+
+        args.random_config, args.quantization, args.batch = None, "none", 1
+        model = build_model(args, _device_list(args.device))
+        with profiler.profile() as prof:
+            model.generate(prompt_ids(args), args.max_new_tokens)
+        path = prof.save(args.output)
+        print(f"wrote {path}: {len(prof.events)} events (prefill and {args.max_new_tokens - 1} decode steps); "
+              "open it in ui.perfetto.dev or chrome://tracing")
+        return 0
     sess = _session(args, _device_list(args.device))
     feeds = _feeds(sess, args)
     sess.run(None, feeds)
@@ -206,8 +219,8 @@ def _device_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _model_arguments(parser: argparse.ArgumentParser, *, inputs: bool) -> None:
-    parser.add_argument("model", help="path to an .onnx model")
+def _model_arguments(parser: argparse.ArgumentParser, *, inputs: bool, llm: bool = False) -> None:
+    parser.add_argument("model", help="path to an .onnx model" + (", or an LLM folder (config.json + safetensors)" if llm else ""))
     parser.add_argument("--precision-mode", help="Ascend CANN precision_mode (default: the chip's documented default)")
     parser.add_argument("--fc-precision", help="Kunlun fully connected compute type (default int16)")
     if inputs:
@@ -252,14 +265,20 @@ def _parser() -> argparse.ArgumentParser:
     prof = sub.add_parser("profile", help="run a model and write a Chrome/Perfetto trace",
                           description="Run a model and write a trace: a track per device and stream, copies "
                                       "shown, on the simulated and the wall clock.")
-    _model_arguments(prof, inputs=True)
+    _model_arguments(prof, inputs=True, llm=True)
     prof.add_argument("--device", default="cpu", help="device, or a comma-separated priority list")
     prof.add_argument("-o", "--output", default="trace.json", help="where to write the trace (default trace.json)")
+    prof.add_argument("--prompt-ids", default="1,2,3", help="for an LLM folder: the prompt's token ids (default 1,2,3)")
+    prof.add_argument("--max-new-tokens", type=int, default=16, help="for an LLM folder: tokens to generate (default 16)")
     prof.set_defaults(run=_profile_command)
 
     from .conformance.cli import add_parser as add_conformance_parser
 
     add_conformance_parser(sub)
+    from .llm.cli import add_generate_parser, add_llm_parser
+
+    add_llm_parser(sub)
+    add_generate_parser(sub)
     return parser
 
 

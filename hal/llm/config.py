@@ -128,7 +128,7 @@ class DecoderConfig:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], *, source: str = "config") -> DecoderConfig:
         """Reads a transformers-style config dict; UnsupportedModelError names what cannot run."""
-        reader = _Reader(raw, source)
+        reader = ConfigReader(raw, source)
         model_type = raw.get("model_type")
         if model_type is None:
             archs = raw.get("architectures") or []
@@ -205,7 +205,7 @@ def _rope_scaling(raw: Mapping[str, Any], source: str) -> RopeScaling:
     kind = scaling.get("rope_type", scaling.get("type", "default"))
     if kind not in _ROPE_TYPES:
         raise UnsupportedModelError(f"{source}: rope_scaling type {kind!r} is not supported; hal.llm implements {', '.join(_ROPE_TYPES)}")
-    reader = _Reader(scaling, f"{source}: rope_scaling")
+    reader = ConfigReader(scaling, f"{source}: rope_scaling")
     if kind == "default":
         return RopeScaling()
     factor = reader.number("factor")
@@ -217,7 +217,7 @@ def _rope_scaling(raw: Mapping[str, Any], source: str) -> RopeScaling:
     )
 
 
-class _Reader:
+class ConfigReader:
     """Typed reads of a config dict with messages naming the file and key."""
 
     def __init__(self, raw: Mapping[str, Any], source: str):

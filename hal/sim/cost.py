@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChipCost", "NodeCost", "node_cost", "count_flops", "count_bytes", "nc1hwc0_bytes", "transdata_seconds",
-    "DATA_MOVEMENT_OPS",
+    "DATA_MOVEMENT_OPS", "peak_rate",
 ]
 
 DATA_MOVEMENT_OPS = frozenset({
@@ -218,7 +218,7 @@ def nc1hwc0_bytes(shape: tuple[int, ...], itemsize: int, c0: int = _C0) -> int:
     return n * -(-c // c0) * h * w * c0 * itemsize
 
 
-def _peak(chip: ChipSpec, dtype: str) -> float:
+def peak_rate(chip: ChipSpec, dtype: str) -> float:
     """FLOP/s for `dtype`: the spec's figure, else that of the unit that computes it instead
     (integers and unknown dtypes: float32)."""
     for name in (dtype, *_PEAK_FALLBACK.get(dtype, ("float32",))):
@@ -243,7 +243,7 @@ def node_cost(node: NodeInfo, chip: ChipSpec, compute_dtype: str | None = None, 
     flops, dynamic = _flops(node)
     counted, unknown = _bytes(node, nc1hwc0=chip.kind == "ascend" and node.op_type in _NC1HWC0_OPS)
     moved = counted if layout_bytes is None else float(layout_bytes)
-    compute_s = flops / _peak(chip, compute_dtype or _dominant_dtype(node))
+    compute_s = flops / peak_rate(chip, compute_dtype or _dominant_dtype(node))
     memory_s = moved / chip.memory_bandwidth.value
     launch = chip.launch_overhead.value
     if launch >= max(compute_s, memory_s):
