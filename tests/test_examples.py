@@ -36,6 +36,11 @@ KEY_TEXT: dict[str, list[str]] = {
         "input:    ascend:0 (8, 64) float32", "encoder:  output on ascend:0", "head:     output on ascend:0",
         "between the upload and the download: 0 copies", ".numpy(): 1 copy (copy_d2h)",
     ],
+    "06_llm_generate.py": [
+        "cpu:0      tokens", "(linear float16, KV cache float16)", "(linear int16, KV cache float32)", "tokens/s simulated",
+        "top-1 agreement", "ascend:0 with precision_mode='must_keep_origin_dtype': the same tokens as cpu",
+        "layers split over ascend:0 and kunlun:0",
+    ],
 }
 
 # the examples show the default devices, whatever the developer's shell sets
