@@ -318,7 +318,10 @@ class DecoderModel:
                 last = hidden.reshape(batch, length, c.hidden_size)[:, -1, :]
                 normed = k.rms_norm(np.ascontiguousarray(last), self._final_norm, c.rms_norm_eps, "final_norm")
                 logits = k.linear(normed, self._lm_head, "lm_head")
-                tokens = self._download_tokens(k, k.sample(logits, picker, "sample"))
+                sampled = k.sample(logits, picker, "sample")
+                k.flush()
+                tokens = self._download_tokens(k, sampled)
+            k.flush()
             end = k.stream.record_event() if k.chip is not None else None
             if begin is not None and end is not None:
                 end.synchronize()
@@ -373,7 +376,7 @@ class DecoderModel:
         or device -> host -> device between chips without one), on the target's clock."""
         src, src_view = source.allocate(hidden.shape, "float32")
         src_view[...] = hidden
-        source.account("hidden_out", "Identity", "", (("float32", hidden.shape),), (("float32", hidden.shape),))
+        source.flush()
         dst = src.to(target.device)
         target.stream.synchronize()
         return np.array(target.view(dst))  # a working copy: the layer kernels update it in place
