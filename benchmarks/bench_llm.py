@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         contender.run()
     for _ in range(args.repeats):
         for contender in contenders:  # in turn, so that a noisy minute hits every contender alike
+            time.sleep(0.05)  # the previous contender's pool threads (onnxruntime's, torch's) stop spinning
             contender.measure()
 
     rows = []

@@ -102,37 +102,8 @@ struct Problem {
   int64_t sliver_size() const { return pairs * kPairInt16s; }
 };
 
-// Per-thread buffers for the packed operands, grown when a call needs more and kept (up to
-// kKeepBytes), so that a warm call allocates nothing.
-class Scratch {
- public:
-  static constexpr size_t kKeepBytes = size_t{16} << 20;
-  Scratch() = default;
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  ~Scratch() { std::free(data_); }
-  int16_t* get(int64_t count) {
-    size_t bytes = (static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(int16_t) + 63) / 64 * 64;
-    if (bytes > bytes_) {
-      std::free(data_);
-      data_ = static_cast<int16_t*>(std::aligned_alloc(64, bytes));
-      bytes_ = data_ ? bytes : 0;
-    }
-    return data_;
-  }
-  // After a call: a buffer grown past kKeepBytes by a large problem is given back.
-  void trim() {
-    if (bytes_ > kKeepBytes) {
-      std::free(data_);
-      data_ = nullptr;
-      bytes_ = 0;
-    }
-  }
-
- private:
-  int16_t* data_ = nullptr;
-  size_t bytes_ = 0;
-};
+// Per-thread buffers for the packed operands (kernel_support.h).
+using Scratch = ScratchBuffer<int16_t>;
 
 Scratch& scratch_a() {
   static thread_local Scratch s;

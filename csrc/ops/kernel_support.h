@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 #if defined(__x86_64__)
@@ -72,6 +73,41 @@ void parallel_for(int64_t items, int64_t elements_per_item, int32_t threads, F&&
   int64_t chunks = std::min<int64_t>(items, int64_t{n} * kChunksPerThread);
   run_chunks(n, chunks, [&](int32_t, int64_t c) { fn(items * c / chunks, items * (c + 1) / chunks); });
 }
+
+// ---- scratch ----------------------------------------------------------------------------------
+
+// A buffer of T, 64-byte aligned, grown when a call needs more and kept (up to kKeepBytes), so that
+// a warm call allocates nothing; kernels keep one per thread (static thread_local).
+template <class T>
+class ScratchBuffer {
+ public:
+  static constexpr size_t kKeepBytes = size_t{16} << 20;
+  ScratchBuffer() = default;
+  ScratchBuffer(const ScratchBuffer&) = delete;
+  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
+  ~ScratchBuffer() { std::free(data_); }
+  T* get(int64_t count) {
+    size_t bytes = (static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(T) + 63) / 64 * 64;
+    if (bytes > bytes_) {
+      std::free(data_);
+      data_ = static_cast<T*>(std::aligned_alloc(64, bytes));
+      bytes_ = data_ ? bytes : 0;
+    }
+    return data_;
+  }
+  // After a call: a buffer grown past kKeepBytes by a large problem is given back.
+  void trim() {
+    if (bytes_ > kKeepBytes) {
+      std::free(data_);
+      data_ = nullptr;
+      bytes_ = 0;
+    }
+  }
+
+ private:
+  T* data_ = nullptr;
+  size_t bytes_ = 0;
+};
 
 // ---- dtype conversion -----------------------------------------------------------------------
 

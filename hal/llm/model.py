@@ -295,11 +295,11 @@ class DecoderModel:
         cos = np.repeat(self._cos[flat], heads, axis=0)
         sin = np.repeat(self._sin[flat], heads, axis=0)
         seen = past + length
-        bias = key_mask[:, None, None, :seen]
-        if length > 1:  # causal: query s sees cache positions up to past + s
+        bias = np.ascontiguousarray(key_mask[:, None, :seen])  # [B, 1, T]: one row serves every query
+        if length > 1:  # causal: query s sees cache positions up to past + s; rows are (group head, s)
             causal = np.triu(np.full((length, seen), _MASKED, np.float32), k=past + 1)
-            bias = (bias[:, :, :, None, :] + causal[None, None, None, :, :])  # [B, 1, 1, S, T]
-            bias = np.ascontiguousarray(np.broadcast_to(bias, (batch, 1, c.groups, length, seen))).reshape(batch, 1, c.groups * length, seen)
+            bias = bias[:, :, None, :] + causal[None, None, :, :]  # [B, 1, S, T]
+            bias = np.ascontiguousarray(np.broadcast_to(bias, (batch, c.groups, length, seen))).reshape(batch, c.groups * length, seen)
         recorder = profiler.active()
         hidden = None
         logits = tokens = None
@@ -352,7 +352,7 @@ class DecoderModel:
         k.write_cache(cache[0], keys, past, tag + "kv_write")
         cache[1][:, :, past : past + length, :] = values  # the same kernel writes both (counted once)
         seen = past + length
-        attended = k.attention(q, cache[0][:, :, :seen], cache[1][:, :, :seen], bias, tag + "attention")
+        attended = k.attention(q, cache[0], cache[1], seen, bias, tag + "attention")
         attended = attended.reshape(batch, hkv, g, length, d).transpose(0, 3, 1, 2, 4).reshape(rows, hq * d)
         k.add_(hidden, k.linear(np.ascontiguousarray(attended), w.o, tag + "o_proj"), tag + "residual")
         x = k.rms_norm(hidden, w.post_norm, c.rms_norm_eps, tag + "post_norm")

@@ -50,6 +50,9 @@ DECODER_KERNELS_PER_STEP = 4
 """embedding gather, final rms_norm, lm_head linear, sampling."""
 
 QUANTIZATIONS = ("none", "int8")
+DECODE_ROWS = 8
+"""Up to this many rows of activations (a decode step's batch), fully connected layers run on
+hal.ops.linear / quantized_matmul, which read the weights in place; more rows (a prefill) are a GEMM."""
 _F32, _F16 = np.dtype(np.float32), np.dtype(np.float16)
 _INT16_MAX = 32767.0
 
@@ -92,8 +95,7 @@ class LinearWeights:
     """"float32", "float16" (operands rounded to float16, float32 sums), "int16" (Kunlun FC_INT16)
     or "int8" (weight-only int8, per output channel)."""
     weight: np.ndarray
-    """[in, out] operand the kernel reads: a view of device memory (or, for float16, its float32
-    values, which BLAS reads; the device holds the float16 tensor)."""
+    """[in, out] operand the kernels read: a view of the device's memory."""
     scale: np.ndarray | np.float32 | None
     bias: np.ndarray | None
     tensors: tuple[DeviceTensor, ...]
@@ -212,24 +214,21 @@ class DeviceKernels:
             lt, lv = self.upload(levels)
             return LinearWeights(kind, lv, scale, bias_view, (lt, *bias_tensors))
         if kind in ("float16", "bfloat16"):
-            lowered = DType(kind).numpy
-            lt, lv = self.upload(w.astype(lowered))
-            # BLAS has no float16 GEMM: the emulator computes on the float32 values of the device's
-            # float16 weights (exact), summing in float32 as the Cube does.
-            return LinearWeights(kind, lv.astype(np.float32), None, bias_view, (lt, *bias_tensors), self.linear_round)
+            # the device keeps float16 weights; hal.ops.linear reads them as they are, summing in
+            # float32 as the Cube does
+            lt, lv = self.upload(w.astype(DType(kind).numpy))
+            return LinearWeights(kind, lv, None, bias_view, (lt, *bias_tensors), self.linear_round)
         wt, wv = self.upload(w)
         return LinearWeights("float32", wv, None, bias_view, (wt, *bias_tensors))
 
     # -- the clock ---------------------------------------------------------------------------------
     def account(self, name: str, op: str, domain: str, inputs: tuple, outputs: tuple, compute: str | None = None) -> None:
         """Advances a simulated device's clock by the roofline time of one kernel described by
-        (dtype, shape) pairs; nothing on the CPU, whose clock is the wall clock.
+        (dtype, shape) pairs (callers skip it on the CPU, whose clock is the wall clock).
 
         Under a profiler each kernel is its own stream op (a slice in the trace); otherwise the
         kernels' times add up until flush() submits them as one op: waking the stream's thread per
         kernel cost more wall time than a small model's kernels themselves."""
-        if self.chip is None:
-            return
         key = (op, inputs, outputs, compute)
         seconds = self._cost_cache.get(key)
         if seconds is None:
@@ -270,73 +269,93 @@ class DeviceKernels:
         else:
             if lw.kind != "float32":
                 x = self._round(x, np.dtype(DType(lw.kind).numpy))
-            y = np.dot(x[0], lw.weight)[None, :] if rows == 1 else x @ lw.weight
+            if rows <= DECODE_ROWS:  # a decode step: the weights read once, in place, by hal's kernel
+                y = hal_ops.linear(x, lw.weight)
+            else:  # prefill: a GEMM, BLAS's job (float16 weights widened for it)
+                y = x @ (lw.weight if lw.weight.dtype == _F32 else lw.weight.astype(np.float32))
             y = self._round(y, lw.round_output)
             op, wdtype, compute = "MatMul", lw.kind, lw.kind
         if lw.bias is not None:
             y += lw.bias
-        self.account(name, op, "", (("float32", x.shape), (wdtype, lw.weight.shape)), (("float32", y.shape),), compute)
+        if self.chip is not None:  # the simulated clock; the CPU's is the wall clock
+            self.account(name, op, "", (("float32", x.shape), (wdtype, lw.weight.shape)), (("float32", y.shape),), compute)
         return y
 
     def rms_norm(self, x: np.ndarray, weight: np.ndarray, eps: float, name: str) -> np.ndarray:
         x = self._round(x, self.vector_round)
         y = self._round(hal_ops.rms_norm(x, weight, epsilon=eps), self.vector_round)
-        self.account(name, "RMSNorm", "com.hal", (("float32", x.shape), ("float32", weight.shape)), (("float32", y.shape),))
+        if self.chip is not None:
+            self.account(name, "RMSNorm", "com.hal", (("float32", x.shape), ("float32", weight.shape)), (("float32", y.shape),))
         return y
 
     def rope(self, x: np.ndarray, cos: np.ndarray, sin: np.ndarray, name: str) -> np.ndarray:
         y = self._round(hal_ops.rope(x, cos, sin), self.vector_round)
-        self.account(name, "RoPE", "com.hal", (("float32", x.shape), ("float32", cos.shape), ("float32", sin.shape)),
-                     (("float32", y.shape),))
+        if self.chip is not None:
+            self.account(name, "RoPE", "com.hal", (("float32", x.shape), ("float32", cos.shape), ("float32", sin.shape)),
+                         (("float32", y.shape),))
         return y
 
     def swiglu(self, x: np.ndarray, name: str) -> np.ndarray:
         y = self._round(hal_ops.swiglu(x), self.vector_round)
-        self.account(name, "SwiGLU", "com.hal", (("float32", x.shape),), (("float32", y.shape),))
+        if self.chip is not None:
+            self.account(name, "SwiGLU", "com.hal", (("float32", x.shape),), (("float32", y.shape),))
         return y
 
     def add_(self, x: np.ndarray, y: np.ndarray, name: str) -> np.ndarray:
         np.add(x, y, out=x)
         if self.vector_round is not None:
             x[...] = self._round(x, self.vector_round)
-        self.account(name, "Add", "", (("float32", x.shape), ("float32", y.shape)), (("float32", x.shape),))
+        if self.chip is not None:
+            self.account(name, "Add", "", (("float32", x.shape), ("float32", y.shape)), (("float32", x.shape),))
         return x
 
     def embed(self, table: np.ndarray, ids: np.ndarray, name: str) -> np.ndarray:
         rows = np.take(table, ids.reshape(-1), axis=0)
-        self.account(name, "Gather", "", (("int64", ids.shape), ("float32", rows.shape)), (("float32", rows.shape),))
+        if self.chip is not None:
+            self.account(name, "Gather", "", (("int64", ids.shape), ("float32", rows.shape)), (("float32", rows.shape),))
         return rows
 
     def write_cache(self, cache: np.ndarray, values: np.ndarray, start: int, name: str) -> None:
         """cache [B, Hkv, Tmax, D] (device memory) <- values [B, Hkv, S, D] at positions start.."""
         cache[:, :, start : start + values.shape[2], :] = values
         shape = values.shape
-        self.account(name, "ScatterND", "", ((str(self.kv_dtype), shape),), ((str(self.kv_dtype), shape),))
+        if self.chip is not None:
+            self.account(name, "ScatterND", "", ((str(self.kv_dtype), shape),), ((str(self.kv_dtype), shape),))
 
-    def attention(self, q: np.ndarray, keys: np.ndarray, values: np.ndarray, bias: np.ndarray, name: str) -> np.ndarray:
-        """softmax(q k^T / sqrt(D) + bias) v with grouped-query heads.
-        q [B, Hkv, G*S, D]; keys, values [B, Hkv, T, D] (cache views); bias [B, 1, G*S or 1, T]
-        (0 or -inf: causal and padding mask). Returns [B, Hkv, G*S, D]."""
+    def attention(self, q: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, length: int, bias: np.ndarray,
+                  name: str) -> np.ndarray:
+        """softmax(q k^T / sqrt(D) + bias) v over the first `length` cache positions, grouped-query.
+        q [B, Hkv, G*S, D]; k_cache, v_cache [B, Hkv, Tmax, D] (device memory, read in place);
+        bias [B, G*S or 1, length] (0, or _MASKED). Returns [B, Hkv, G*S, D] float32.
+
+        A decode step's few rows run hal.ops.cached_attention over the cache (as Ascend's
+        IncreFlashAttention does); a prefill's many rows, two BLAS batched products (its
+        PromptFlashAttention counterpart). Either way the chip's Cube rounding applies to q, K, V
+        and the output; the softmax and its probabilities stay float32, as FlashAttention-style
+        kernels keep them on the vector unit."""
         rounding = self.attention_round
-        d = q.shape[-1]
+        b, hkv, rows, d = q.shape
         q = self._round(q, rounding)
-        k = keys.astype(np.float32) if keys.dtype != _F32 else keys
-        v = values.astype(np.float32) if values.dtype != _F32 else values
-        scores = np.matmul(q, k.transpose(0, 1, 3, 2))
-        scores *= np.float32(1.0 / math.sqrt(d))
-        scores += bias
-        probs = hal_ops.softmax(np.ascontiguousarray(scores, dtype=np.float32))
-        probs = self._round(probs, rounding)
-        out = self._round(np.matmul(probs, v), rounding)
-        b, hkv, rows, _ = q.shape
-        kdt = str(self.kv_dtype)
-        self.account(name, "Attention", "", (("float32", (b, hkv, rows, d)), (kdt, keys.shape), (kdt, values.shape)),
-                     (("float32", out.shape),), "float16" if rounding is not None else None)
+        if rows <= DECODE_ROWS:
+            out = hal_ops.cached_attention(np.ascontiguousarray(q), k_cache, v_cache, bias, length=length)
+        else:
+            k = k_cache[:, :, :length].astype(np.float32, copy=False)
+            v = v_cache[:, :, :length].astype(np.float32, copy=False)
+            scores = np.matmul(q, k.transpose(0, 1, 3, 2))
+            scores *= np.float32(1.0 / math.sqrt(d))
+            scores += bias[:, None]
+            out = np.matmul(hal_ops.softmax(np.ascontiguousarray(scores, dtype=np.float32)), v)
+        out = self._round(out, rounding)
+        if self.chip is not None:
+            kdt, cached = str(self.kv_dtype), (b, hkv, length, d)
+            self.account(name, "Attention", "", (("float32", q.shape), (kdt, cached), (kdt, cached)), (("float32", out.shape),),
+                         "float16" if rounding is not None else None)
         return out
 
     def sample(self, logits: np.ndarray, pick: Callable[[np.ndarray], np.ndarray], name: str) -> np.ndarray:
         tokens = pick(logits)
-        self.account(name, "TopK", "", (("float32", logits.shape),), (("int64", tokens.shape),))
+        if self.chip is not None:
+            self.account(name, "TopK", "", (("float32", logits.shape),), (("int64", tokens.shape),))
         return tokens
 
     def describe(self) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from .registry import (
 )
 
 __all__ = [
-    "rms_norm", "layer_norm", "softmax", "gelu", "swiglu", "rope", "quantized_matmul",
+    "rms_norm", "layer_norm", "softmax", "gelu", "swiglu", "rope", "quantized_matmul", "linear", "cached_attention",
     "to_nc1hwc0", "from_nc1hwc0", "to_fractal_nz", "from_fractal_nz",
     "call", "registry", "find", "load_library", "kernel", "include_dir", "set_num_threads", "get_num_threads",
     "empty_output_cache", "output_cache_stats", "KernelInfo", "PythonKernel", "HAL_DOMAIN",
@@ -55,6 +55,8 @@ _gelu = _entry("FusedGelu", ("approximate", "str"))
 _swiglu = _entry("SwiGLU")
 _rope = _entry("RoPE", ("interleaved", "int"))
 _quantized_matmul = _entry("QuantizedMatMul", float32_inputs=(2, 3))  # the scales
+_linear = _entry("Linear")
+_cached_attention = _entry("CachedAttention", ("length", "int"), ("scale", "float"))
 _to_nc1hwc0 = _entry("ToNC1HWC0", ("c0", "int"))
 _from_nc1hwc0 = _entry("FromNC1HWC0", ("channels", "int"))
 _to_fractal_nz = _entry("ToFractalNZ", ("m0", "int"), ("n0", "int"))
@@ -99,6 +101,24 @@ def quantized_matmul(a, b, a_scale, b_scale):
     exact integer products summed without overflow; a_scale per tensor or per row of a, b_scale
     per tensor or per column (output channel) of b."""
     return _quantized_matmul(a, b, a_scale, b_scale)
+
+
+def linear(x, w, bias=None):
+    """x [..., K] @ w [K, N] (+ bias [N]), summed in float32, for the few rows of a decode step:
+    w (float32, float16 or bfloat16, whatever x is) is read once, in place, at memory speed.
+    Each four rows of x sweep w again: run prefill-sized products on a BLAS GEMM (x @ w)."""
+    if bias is None:
+        return _linear(x, w)
+    return _linear(x, w, bias)
+
+
+def cached_attention(q, k_cache, v_cache, bias, *, length: int, scale: float | None = None):
+    """softmax(q . k^T * scale + bias) . v over the first `length` positions of a static KV cache,
+    grouped-query: q [B, Hkv, R, D] (R = query heads per key/value head x positions), k_cache and
+    v_cache [B, Hkv, Tmax, D] (float32, float16 or bfloat16, read in place), bias [B, R or 1,
+    length] (0, or very negative for a masked key). scale defaults to 1 / sqrt(D)."""
+    d = k_cache.shape[-1]
+    return _cached_attention(q, k_cache, v_cache, bias, length, float(d) ** -0.5 if scale is None else scale)
 
 
 def to_nc1hwc0(x, *, c0: int = 16):

@@ -20,6 +20,8 @@ HAL_OP_ATTRIBUTES: dict[str, dict[str, str]] = {
     "SwiGLU": {"axis": "int"},
     "RoPE": {"interleaved": "int"},
     "QuantizedMatMul": {},
+    "Linear": {},
+    "CachedAttention": {"length": "int", "scale": "float"},
     "ToNC1HWC0": {"c0": "int"},
     "FromNC1HWC0": {"channels": "int"},
     "ToFractalNZ": {"m0": "int", "n0": "int"},

@@ -146,7 +146,7 @@ def _flops(node: NodeInfo) -> tuple[float, bool]:
     out = node.outputs[0] if node.outputs else None
     if op in DATA_MOVEMENT_OPS:
         return 0.0, False
-    if op in ("MatMul", "QuantizedMatMul"):  # out = batch x M x N, each a K-long dot product
+    if op in ("MatMul", "QuantizedMatMul", "Linear"):  # out = batch x M x N, each a K-long dot product
         elements, d1 = _elements(out)
         k, d2 = _dim(first, -1)
         return 2.0 * elements * k, d1 or d2
@@ -166,6 +166,9 @@ def _flops(node: NodeInfo) -> tuple[float, bool]:
         elements, d1 = _elements(first)
         keys, d2 = _dim(node.inputs[1] if len(node.inputs) > 1 else None, -2)
         return 4.0 * elements * keys, d1 or d2
+    if op == "CachedAttention":  # the same products over the `length` positions of the cache it reads
+        elements, dynamic = _elements(first)
+        return 4.0 * elements * int(node.attributes.get("length", 1)), dynamic
     if op in _POOLING:
         elements, dynamic = _elements(out)
         return float(elements * math.prod(node.attributes.get("kernel_shape", ()) or (1,))), dynamic

@@ -35,8 +35,10 @@ __all__ = [
 _F32, _F16, _BF16 = DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16
 _FLOATS = frozenset({_F32, _F16, _BF16})
 
-CUBE_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose"})
-"""ONNX ops that Ascend runs on its Cube (matrix) unit; ONNX MatMul covers the batched case."""
+CUBE_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "Linear", "CachedAttention"})
+"""Ops that Ascend runs on its Cube (matrix) unit; ONNX MatMul covers the batched case; Linear is
+hal.ops' fully connected kernel and CachedAttention its attention (com.hal). Kunlun's FC_INT16 path is QuantizedMatMul: a direct
+hal.ops.linear call there computes in float."""
 FC_OPS = frozenset({"MatMul", "Gemm"})
 """ONNX ops that Paddle's XPU backend runs as fully connected layers (fc_fusion / fc_batched)."""
 

@@ -1,0 +1,173 @@
+// com.hal::CachedAttention: scaled dot-product attention of a decode step's queries against a
+// static KV cache, with grouped-query heads (what CANN's IncreFlashAttention and Paddle's XPU
+// decoder attention compute).
+//   CachedAttention(q [B, Hkv, R, D], k_cache [B, Hkv, Tmax, D], v_cache [B, Hkv, Tmax, D],
+//                   bias [B, R or 1, length]; length, scale) -> out [B, Hkv, R, D] (q's dtype)
+//   out[b, h, r] = sum_t softmax_t(q[b, h, r] . k[b, h, t] * scale + bias[b, r, t]) v[b, h, t], t < length
+// R rows share a key/value head: the G query heads of a group times the step's S positions. Only
+// the first `length` positions of the cache are read, where they lie (the cache is Tmax long,
+// allocated once; numpy would copy its strided slice). The cache may be float32, float16 or
+// bfloat16 (Ascend's FlashAttention takes float16 / bfloat16 only); sums are float32. A row whose
+// keys are all masked (a padding token's query: bias -inf or very negative everywhere) is the
+// mean of the values, as a softmax of equal scores is, never NaN.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "ops/checks.h"
+#include "ops/kernel_support.h"
+
+namespace hal::kernels {
+namespace {
+
+int32_t attention_infer(hal_kernel_call* call) {
+  HAL_CHECK(check_arity(call, "CachedAttention", 4, 4));
+  const hal_tensor &q = call->inputs[0], &k = call->inputs[1], &v = call->inputs[2], &bias = call->inputs[3];
+  const char* names[] = {"q", "k_cache", "v_cache", "bias"};
+  for (int32_t i = 0; i < 4; ++i) {
+    if (!is_float_dtype(call->inputs[i].dtype)) {
+      return hal_fail(call, HAL_ERR_DTYPE, "CachedAttention: %s must be float32, float16 or bfloat16, got %s", names[i],
+                      hal_dtype_name(call->inputs[i].dtype));
+    }
+  }
+  if (q.ndim != 4 || k.ndim != 4) {
+    return hal_fail(call, HAL_ERR_INVALID_ARGUMENT, "CachedAttention: q and k_cache must be 4-D (B, Hkv, R, D), (B, Hkv, Tmax, D); got %s and %s",
+                    shape_string(q).c_str(), shape_string(k).c_str());
+  }
+  if (k.shape[0] != q.shape[0] || k.shape[1] != q.shape[1] || k.shape[3] != q.shape[3]) {
+    return hal_fail(call, HAL_ERR_INVALID_ARGUMENT, "CachedAttention: k_cache %s must match q %s in batch, heads and head size",
+                    shape_string(k).c_str(), shape_string(q).c_str());
+  }
+  if (v.ndim != 4 || v.dtype != k.dtype) {
+    return hal_fail(call, HAL_ERR_INVALID_ARGUMENT, "CachedAttention: v_cache must have k_cache's shape and dtype");
+  }
+  for (int32_t i = 0; i < 4; ++i) {
+    if (v.shape[i] != k.shape[i]) {
+      return hal_fail(call, HAL_ERR_INVALID_ARGUMENT, "CachedAttention: v_cache %s must have k_cache's shape %s",
+                      shape_string(v).c_str(), shape_string(k).c_str());
+    }
+  }
+  const int64_t length = hal_attr_int(call, "length", k.shape[2]);
+  if (length < 1 || length > k.shape[2]) {
+    return hal_fail(call, HAL_ERR_INVALID_ARGUMENT, "CachedAttention: length must be in [1, %lld] (the cache's positions), got %lld",
+                    static_cast<long long>(k.shape[2]), static_cast<long long>(length));
+  }
+  if (bias.ndim != 3 || bias.shape[0] != q.shape[0] || (bias.shape[1] != q.shape[2] && bias.shape[1] != 1) || bias.shape[2] != length) {
+    return hal_fail(call, HAL_ERR_INVALID_ARGUMENT, "CachedAttention: bias must have shape (%lld, %lld or 1, %lld), got %s",
+                    static_cast<long long>(q.shape[0]), static_cast<long long>(q.shape[2]), static_cast<long long>(length),
+                    shape_string(bias).c_str());
+  }
+  const double scale = hal_attr_float(call, "scale", 1.0 / std::sqrt(static_cast<double>(q.shape[3])));
+  if (!std::isfinite(scale)) return hal_fail(call, HAL_ERR_INVALID_ARGUMENT, "CachedAttention: scale must be finite, got %g", scale);
+  return same_as_input(call);
+}
+
+struct Problem {
+  const float* q;     // float32 [B, Hkv, R, D]
+  const void* k;      // [B, Hkv, Tmax, D], cache dtype
+  const void* v;
+  const float* bias;  // float32 [B, R or 1, length]
+  float* out;         // float32 [B, Hkv, R, D]
+  int32_t cache_dtype;
+  int64_t heads, rows, tmax, d, length, bias_rows;
+  float scale;
+};
+
+HAL_ALWAYS_INLINE float dot(const float* a, const float* b, int64_t n) {
+  float total = 0.0f;
+#pragma omp simd reduction(+ : total)
+  for (int64_t i = 0; i < n; ++i) total += a[i] * b[i];
+  return total;
+}
+
+// One (batch, head): every row of its queries against `length` keys. keys / values: float32 rows
+// of the cache (the cache itself, or its widened copy in `widened`).
+HAL_ALWAYS_INLINE void attend(const Problem& p, int64_t b, int64_t h, float* scores, float* widened) {
+  const int64_t head = b * p.heads + h;
+  const float *keys, *values;
+  if (p.cache_dtype == HAL_FLOAT32) {
+    keys = static_cast<const float*>(p.k) + head * p.tmax * p.d;
+    values = static_cast<const float*>(p.v) + head * p.tmax * p.d;
+  } else {
+    widen(static_cast<const uint16_t*>(p.k) + head * p.tmax * p.d, widened, p.length * p.d, p.cache_dtype);
+    widen(static_cast<const uint16_t*>(p.v) + head * p.tmax * p.d, widened + p.length * p.d, p.length * p.d, p.cache_dtype);
+    keys = widened;
+    values = widened + p.length * p.d;
+  }
+  for (int64_t r = 0; r < p.rows; ++r) {
+    const float* q = p.q + (head * p.rows + r) * p.d;
+    const float* bias = p.bias + (b * p.bias_rows + (p.bias_rows == 1 ? 0 : r)) * p.length;
+    float peak = -INFINITY;
+    for (int64_t t = 0; t < p.length; ++t) {
+      scores[t] = dot(q, keys + t * p.d, p.d) * p.scale + bias[t];
+      peak = std::max(peak, scores[t]);
+    }
+    float sum = 0.0f;
+    if (std::isinf(peak) && peak < 0) {  // every key masked with -inf: equal scores
+      std::fill(scores, scores + p.length, 1.0f);
+      sum = static_cast<float>(p.length);
+    } else {
+      for (int64_t t = 0; t < p.length; ++t) {
+        scores[t] = exp_f32(scores[t] - peak);
+        sum += scores[t];
+      }
+    }
+    float* out = p.out + (head * p.rows + r) * p.d;
+    std::fill(out, out + p.d, 0.0f);
+    const float inverse = 1.0f / sum;
+    for (int64_t t = 0; t < p.length; ++t) {
+      const float weight = scores[t] * inverse;
+      const float* value = values + t * p.d;
+#pragma omp simd
+      for (int64_t i = 0; i < p.d; ++i) out[i] += weight * value[i];
+    }
+  }
+}
+
+HAL_VECTOR_TARGET void attend_vector(const Problem& p, int64_t b, int64_t h, float* scores, float* widened) {
+  attend(p, b, h, scores, widened);
+}
+void attend_baseline(const Problem& p, int64_t b, int64_t h, float* scores, float* widened) { attend(p, b, h, scores, widened); }
+
+int32_t attention_compute(hal_kernel_call* call) {
+  const hal_tensor &q = call->inputs[0], &k = call->inputs[1], &bias = call->inputs[3];
+  FloatOperand qf(q), biasf(bias);
+  Problem p;
+  p.q = qf.data();
+  p.k = k.data;
+  p.v = call->inputs[2].data;
+  p.bias = biasf.data();
+  p.cache_dtype = k.dtype;
+  p.heads = q.shape[1];
+  p.rows = q.shape[2];
+  p.d = q.shape[3];
+  p.tmax = k.shape[2];
+  p.length = hal_attr_int(call, "length", k.shape[2]);
+  p.bias_rows = bias.shape[1];
+  p.scale = static_cast<float>(hal_attr_float(call, "scale", 1.0 / std::sqrt(static_cast<double>(p.d))));
+  const hal_tensor& y = call->outputs[0];
+  std::vector<float> out32;
+  if (y.dtype == HAL_FLOAT32) {
+    p.out = static_cast<float*>(y.data);
+  } else {
+    out32.resize(static_cast<size_t>(hal_numel(&y)));
+    p.out = out32.data();
+  }
+  const int64_t heads = q.shape[0] * p.heads;
+  const int64_t per_head = p.length + (p.cache_dtype == HAL_FLOAT32 ? 0 : 2 * p.length * p.d);
+  auto attend_fn = cpu_has_avx2_fma_f16c() ? attend_vector : attend_baseline;
+  // each (batch, head) reads its length x D keys and values and does rows of both products
+  parallel_for(heads, 2 * p.length * p.d * std::max<int64_t>(p.rows, 1), call->num_threads, [&](int64_t begin, int64_t end) {
+    std::vector<float> scratch(static_cast<size_t>(per_head));
+    for (int64_t i = begin; i < end; ++i) attend_fn(p, i / p.heads, i % p.heads, scratch.data(), scratch.data() + p.length);
+  });
+  if (y.dtype != HAL_FLOAT32) narrow(p.out, static_cast<uint16_t*>(y.data), hal_numel(&y), y.dtype);
+  return HAL_OK;
+}
+
+}  // namespace
+
+HAL_REGISTER_KERNEL("com.hal", "CachedAttention", "cpu,ascend,kunlun", "float32,float16,bfloat16", attention_infer,
+                    attention_compute);
+
+}  // namespace hal::kernels
