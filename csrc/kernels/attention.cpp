@@ -13,6 +13,9 @@
 #include <algorithm>
 #include <cmath>
 #include <vector>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "ops/checks.h"
 #include "ops/kernel_support.h"
@@ -80,8 +83,26 @@ HAL_ALWAYS_INLINE float dot(const float* a, const float* b, int64_t n) {
   return total;
 }
 
+#if defined(HAL_X86_DISPATCH)
+// AVX2: the dot products of q with four keys at once, their four horizontal sums done together
+// (one sum per dot product cost as much as the product itself at a head size of 64).
+HAL_VECTOR_TARGET void dots4(const float* q, const float* keys, int64_t d, float* out) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (int64_t i = 0; i < d; i += 8) {
+    const __m256 x = _mm256_loadu_ps(q + i);
+    a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(keys + i), a0);
+    a1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(keys + d + i), a1);
+    a2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(keys + 2 * d + i), a2);
+    a3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(keys + 3 * d + i), a3);
+  }
+  const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+  _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
+}
+#endif
+
 // One (batch, head): every row of its queries against `length` keys. keys / values: float32 rows
 // of the cache (the cache itself, or its widened copy in `widened`).
+template <bool kVector>
 HAL_ALWAYS_INLINE void attend(const Problem& p, int64_t b, int64_t h, float* scores, float* widened) {
   const int64_t head = b * p.heads + h;
   const float *keys, *values;
@@ -97,16 +118,26 @@ HAL_ALWAYS_INLINE void attend(const Problem& p, int64_t b, int64_t h, float* sco
   for (int64_t r = 0; r < p.rows; ++r) {
     const float* q = p.q + (head * p.rows + r) * p.d;
     const float* bias = p.bias + (b * p.bias_rows + (p.bias_rows == 1 ? 0 : r)) * p.length;
-    float peak = -INFINITY;
-    for (int64_t t = 0; t < p.length; ++t) {
-      scores[t] = dot(q, keys + t * p.d, p.d) * p.scale + bias[t];
-      peak = std::max(peak, scores[t]);
+    int64_t t = 0;
+#if defined(HAL_X86_DISPATCH)
+    if constexpr (kVector) {
+      if (p.d % 8 == 0) {
+        for (; t + 4 <= p.length; t += 4) dots4(q, keys + t * p.d, p.d, scores + t);
+      }
     }
+#endif
+    for (; t < p.length; ++t) scores[t] = dot(q, keys + t * p.d, p.d);
+#pragma omp simd
+    for (t = 0; t < p.length; ++t) scores[t] = scores[t] * p.scale + bias[t];
+    float peak = -INFINITY;
+#pragma omp simd reduction(max : peak)
+    for (int64_t t = 0; t < p.length; ++t) peak = scores[t] > peak ? scores[t] : peak;
     float sum = 0.0f;
     if (std::isinf(peak) && peak < 0) {  // every key masked with -inf: equal scores
       std::fill(scores, scores + p.length, 1.0f);
       sum = static_cast<float>(p.length);
     } else {
+#pragma omp simd reduction(+ : sum)
       for (int64_t t = 0; t < p.length; ++t) {
         scores[t] = exp_f32(scores[t] - peak);
         sum += scores[t];
@@ -125,9 +156,11 @@ HAL_ALWAYS_INLINE void attend(const Problem& p, int64_t b, int64_t h, float* sco
 }
 
 HAL_VECTOR_TARGET void attend_vector(const Problem& p, int64_t b, int64_t h, float* scores, float* widened) {
-  attend(p, b, h, scores, widened);
+  attend<true>(p, b, h, scores, widened);
 }
-void attend_baseline(const Problem& p, int64_t b, int64_t h, float* scores, float* widened) { attend(p, b, h, scores, widened); }
+void attend_baseline(const Problem& p, int64_t b, int64_t h, float* scores, float* widened) {
+  attend<false>(p, b, h, scores, widened);
+}
 
 int32_t attention_compute(hal_kernel_call* call) {
   const hal_tensor &q = call->inputs[0], &k = call->inputs[1], &bias = call->inputs[3];
@@ -156,8 +189,9 @@ int32_t attention_compute(hal_kernel_call* call) {
   const int64_t heads = q.shape[0] * p.heads;
   const int64_t per_head = p.length + (p.cache_dtype == HAL_FLOAT32 ? 0 : 2 * p.length * p.d);
   auto attend_fn = cpu_has_avx2_fma_f16c() ? attend_vector : attend_baseline;
-  // each (batch, head) reads its length x D keys and values and does rows of both products
-  parallel_for(heads, 2 * p.length * p.d * std::max<int64_t>(p.rows, 1), call->num_threads, [&](int64_t begin, int64_t end) {
+  // each (batch, head) reads its length x D keys and values once, whatever its rows: a decode
+  // step's few heads stay on one thread (waking another costs more than they take)
+  parallel_for(heads, 2 * p.length * p.d + p.rows * p.length, call->num_threads, [&](int64_t begin, int64_t end) {
     std::vector<float> scratch(static_cast<size_t>(per_head));
     for (int64_t i = begin; i < end; ++i) attend_fn(p, i / p.heads, i % p.heads, scratch.data(), scratch.data() + p.length);
   });
