@@ -200,7 +200,8 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt-ids", default="1,2,3", help="comma-separated token ids of the prompt (default 1,2,3)")
     parser.add_argument("--batch", type=int, default=1, help="run the prompt as a batch of this many sequences")
     parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--quantization", choices=("none", "int8"), default="none", help="int8: weight-only int8 per channel")
+    parser.add_argument("--quantization", choices=("none", "int8", "w8a8"), default="none",
+                        help="int8: weight-only int8 per output channel; w8a8: int8 activations too (quantized_matmul)")
     parser.add_argument("--seed", type=int, default=0, help="seed of random weights and of sampling")
 
 

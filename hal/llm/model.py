@@ -477,7 +477,9 @@ def load(model: str | Path | Mapping[str, Any] | DecoderConfig, *, device: str |
 
     device: one device (default cpu:0); devices: several, the layers split among them in order.
     precision_mode (Ascend) and fc_precision (Kunlun) as for hal.InferenceSession;
-    quantization="int8": weight-only int8 per output channel through hal.ops.quantized_matmul."""
+    quantization="int8": weight-only int8 per output channel (hal.ops.linear reads the levels, the
+    activations stay float); "w8a8": the activations quantized per row too, through
+    hal.ops.quantized_matmul."""
     if device is not None and devices is not None:
         raise InvalidArgumentError("pass device= or devices=, not both")
     targets = list(devices) if devices is not None else [device if device is not None else "cpu:0"]

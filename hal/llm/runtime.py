@@ -19,7 +19,7 @@ activations sweeps them in order; float16 on Ascend when precision_mode lowers t
 converts weights so; its FlashAttention kernels take float16 / bfloat16 only, so the KV cache is
 float16 there too); int16 levels with one scale on Kunlun under fc_precision="int16" (Paddle's XPU
 quantization pass stores them so); int8 levels with a scale per output channel under
-quantization="int8".
+quantization="int8" (weight-only) or "w8a8" (the activations quantized too).
 """
 from __future__ import annotations
 
@@ -49,7 +49,10 @@ add, rms_norm, gate_up linear, swiglu, down linear, residual add."""
 DECODER_KERNELS_PER_STEP = 4
 """embedding gather, final rms_norm, lm_head linear, sampling."""
 
-QUANTIZATIONS = ("none", "int8")
+QUANTIZATIONS = ("none", "int8", "w8a8")
+"""int8: weight-only, int8 levels per output channel read by hal.ops.linear, activations float (as
+CANN's WeightQuantBatchMatmul); w8a8: int8 weights and int8 activations quantized per row at run
+time, multiplied by hal.ops.quantized_matmul (the chips' int8 matrix path)."""
 DECODE_ROWS = 8
 """Up to this many rows of activations (a decode step's batch), fully connected layers run on
 hal.ops.linear / quantized_matmul, which read the weights in place; more rows (a prefill) are a GEMM."""
@@ -80,7 +83,7 @@ def quantize_per_channel_int8(w_in_out: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def quantize_rows_int8(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Dynamic symmetric int8 levels of activations [rows, K], one scale per row: quantized_matmul
-    multiplies int8 by int8, so the activations of a weight-only int8 layer are quantized at run time."""
+    multiplies int8 by int8, so under w8a8 the activations are quantized at run time."""
     peak = np.abs(x).max(axis=1).astype(np.float32)
     scale = (peak / np.float32(127)).astype(np.float32)
     safe = np.where(scale > 0, scale, np.float32(1))
@@ -92,14 +95,16 @@ class LinearWeights:
     """One fully connected layer as a device keeps it."""
 
     kind: str
-    """"float32", "float16" (operands rounded to float16, float32 sums), "int16" (Kunlun FC_INT16)
-    or "int8" (weight-only int8, per output channel)."""
+    """"float32", "float16" / "bfloat16" (operands rounded so, float32 sums), "int16" (Kunlun
+    FC_INT16), "int8" (weight-only, per output channel) or "w8a8" (int8 weights and activations)."""
     weight: np.ndarray
     """[in, out] operand the kernels read: a view of the device's memory."""
     scale: np.ndarray | np.float32 | None
     bias: np.ndarray | None
     tensors: tuple[DeviceTensor, ...]
     """What the device holds (keeps the memory alive and accounted)."""
+    round_input: np.dtype | None = None
+    """The chip rounds the activations so before the product (Ascend's Cube: float16)."""
     round_output: np.dtype | None = None
 
     @property
@@ -144,19 +149,16 @@ class DeviceKernels:
         self._cost_cache: dict[tuple, float] = {}
         self._pending_seconds = 0.0
         self._pending_kernels = 0
-        self.linear_kind, self.linear_round, self.attention_round, self.vector_round = self._numerics()
+        self.linear_kind, self.linear_in_round, self.linear_out_round, self.attention_round, self.vector_round = self._numerics()
         self.kv_dtype = DType.FLOAT16 if self.attention_round == _F16 else DType.FLOAT32
 
     # -- numerics ----------------------------------------------------------------------------------
-    def _numerics(self) -> tuple[str, np.dtype | None, np.dtype | None, np.dtype | None]:
-        """(linear kind, linear output rounding, attention operand rounding, vector rounding) from
-        the chip's rule for an ONNX MatMul and for a vector kernel, as hal.sim.numerics decides them."""
-        if self.quantization == "int8":
-            base = "int8"
-        else:
-            base = "float32"
+    def _numerics(self) -> tuple[str, np.dtype | None, np.dtype | None, np.dtype | None, np.dtype | None]:
+        """(linear kind, its operand rounding, its result rounding, attention operand rounding,
+        vector rounding) from the chip's rule for an ONNX MatMul and for a vector kernel, as
+        hal.sim.numerics decides them, and the quantization asked for."""
         if self.chip is None:
-            return base, None, None, None
+            return ("float32" if self.quantization == "none" else self.quantization), None, None, None, None
         from ..sim.numerics import kernel_precision
 
         def plan(op: str, domain: str = ""):
@@ -165,14 +167,17 @@ class DeviceKernels:
 
         matmul, vector = plan("MatMul"), plan("RMSNorm", "com.hal")
         as_np = lambda d: None if d is None else np.dtype(d.numpy)  # noqa: E731
-        attention_round = as_np(matmul.in_round) if matmul.fc is None else None
-        if base == "int8":
-            return "int8", None, attention_round, as_np(vector.in_round)
+        in_round, out_round = as_np(matmul.in_round), as_np(matmul.out_round)
+        attention_round = in_round if matmul.fc is None else None
+        if self.quantization == "w8a8":  # the chip's int8 path: integer operands, no float rounding
+            return "w8a8", None, None, attention_round, as_np(vector.in_round)
+        if self.quantization == "int8":  # weight-only: the activations as the chip's matmuls take them
+            return "int8", in_round, out_round, attention_round, as_np(vector.in_round)
         if matmul.fc == "int16":
-            return "int16", None, attention_round, as_np(vector.in_round)
-        if matmul.in_round is not None:
-            return "float16" if matmul.in_round == DType.FLOAT16 else "bfloat16", as_np(matmul.out_round), attention_round, as_np(vector.in_round)
-        return "float32", None, attention_round, as_np(vector.in_round)
+            return "int16", None, None, attention_round, as_np(vector.in_round)
+        if in_round is not None:
+            return ("float16" if in_round == _F16 else "bfloat16"), in_round, out_round, attention_round, as_np(vector.in_round)
+        return "float32", None, None, attention_round, as_np(vector.in_round)
 
     # -- memory ------------------------------------------------------------------------------------
     def upload(self, array: np.ndarray) -> tuple[DeviceTensor, np.ndarray]:
@@ -204,11 +209,11 @@ class DeviceKernels:
             bias_tensor, bias_view = self.upload(np.asarray(bias, np.float32))
             bias_tensors = (bias_tensor,)
         kind = self.linear_kind
-        if kind == "int8":
+        if kind in ("int8", "w8a8"):
             levels, scale = quantize_per_channel_int8(w)
             lt, lv = self.upload(levels)
             st, sv = self.upload(scale)
-            return LinearWeights(kind, lv, sv, bias_view, (lt, st, *bias_tensors))
+            return LinearWeights(kind, lv, sv, bias_view, (lt, st, *bias_tensors), self.linear_in_round, self.linear_out_round)
         if kind == "int16":
             levels, scale = quantize_per_tensor_int16(w)
             lt, lv = self.upload(levels)
@@ -217,7 +222,7 @@ class DeviceKernels:
             # the device keeps float16 weights; hal.ops.linear reads them as they are, summing in
             # float32 as the Cube does
             lt, lv = self.upload(w.astype(DType(kind).numpy))
-            return LinearWeights(kind, lv, None, bias_view, (lt, *bias_tensors), self.linear_round)
+            return LinearWeights(kind, lv, None, bias_view, (lt, *bias_tensors), self.linear_in_round, self.linear_out_round)
         wt, wv = self.upload(w)
         return LinearWeights("float32", wv, None, bias_view, (wt, *bias_tensors))
 
@@ -258,7 +263,7 @@ class DeviceKernels:
     def linear(self, x: np.ndarray, lw: LinearWeights, name: str) -> np.ndarray:
         """x [rows, in] float32 @ weight -> [rows, out] float32, with the chip's FC numerics."""
         rows = x.shape[0]
-        if lw.kind == "int8":
+        if lw.kind == "w8a8":
             levels, scale = quantize_rows_int8(x)
             y = hal_ops.quantized_matmul(levels, lw.weight, scale, lw.scale)
             op, wdtype, compute = "QuantizedMatMul", "int8", "int8"
@@ -267,14 +272,16 @@ class DeviceKernels:
             y = hal_ops.quantized_matmul(levels, lw.weight, scale, lw.scale)
             op, wdtype, compute = "QuantizedMatMul", "int16", "int16"
         else:
-            if lw.kind != "float32":
-                x = self._round(x, np.dtype(DType(lw.kind).numpy))
+            x = self._round(x, lw.round_input)
             if rows <= DECODE_ROWS:  # a decode step: the weights read once, in place, by hal's kernel
-                y = hal_ops.linear(x, lw.weight)
-            else:  # prefill: a GEMM, BLAS's job (float16 weights widened for it)
+                y = hal_ops.linear(x, lw.weight) if lw.scale is None else hal_ops.linear(x, lw.weight, w_scale=lw.scale)
+            elif lw.kind == "int8":  # prefill: a GEMM, BLAS's job, on the weights' float values
+                y = x @ (lw.weight.astype(np.float32) * lw.scale)
+            else:
                 y = x @ (lw.weight if lw.weight.dtype == _F32 else lw.weight.astype(np.float32))
             y = self._round(y, lw.round_output)
-            op, wdtype, compute = "MatMul", lw.kind, lw.kind
+            op, wdtype = "MatMul", lw.weight.dtype.name
+            compute = {"int8": str(lw.round_input or "float32")}.get(lw.kind, lw.kind)
         if lw.bias is not None:
             y += lw.bias
         if self.chip is not None:  # the simulated clock; the CPU's is the wall clock

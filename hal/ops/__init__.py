@@ -16,6 +16,7 @@ ONNX nodes of a registered domain are placed and run like any other node (hal.In
 from __future__ import annotations
 
 from .. import _C
+from ..errors import InvalidArgumentError
 from .dispatch import call
 from .registry import (
     HAL_DOMAIN,
@@ -103,13 +104,17 @@ def quantized_matmul(a, b, a_scale, b_scale):
     return _quantized_matmul(a, b, a_scale, b_scale)
 
 
-def linear(x, w, bias=None):
+def linear(x, w, bias=None, *, w_scale=None):
     """x [..., K] @ w [K, N] (+ bias [N]), summed in float32, for the few rows of a decode step:
-    w (float32, float16 or bfloat16, whatever x is) is read once, in place, at memory speed.
+    w (float32, float16 or bfloat16, whatever x is; or int8 levels with w_scale, one float32 per
+    output column: weight-only quantization) is read once, in place, at memory speed.
     Each four rows of x sweep w again: run prefill-sized products on a BLAS GEMM (x @ w)."""
-    if bias is None:
-        return _linear(x, w)
-    return _linear(x, w, bias)
+    operands = (x, w) if bias is None else (x, w, bias)
+    if w_scale is None:
+        return _linear(*operands)
+    if str(getattr(w, "dtype", "")) != "int8":  # the kernel would read the scales as a bias
+        raise InvalidArgumentError(f"linear: w_scale is for int8 weights; w is {getattr(w, 'dtype', type(w).__name__)}")
+    return _linear(*operands, w_scale)
 
 
 def cached_attention(q, k_cache, v_cache, bias, *, length: int, scale: float | None = None):

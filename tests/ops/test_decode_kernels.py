@@ -37,17 +37,20 @@ def test_linear_equals_float64_matmul(m, k, n, x_dtype, w_dtype, with_bias, seed
 
 @pytest.mark.parametrize("threads", [1, 2, 4])
 @pytest.mark.parametrize("shape", [(1, 768, 4096), (3, 2048, 768), (8, 768, 1000), (1, 5, 70000)])
-@pytest.mark.parametrize("w_dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("w_dtype", [np.float32, np.float16, np.int8])
 def test_linear_threads_split_the_weights_and_agree(threads, shape, w_dtype):
     m, k, n = shape
-    x, w = rand((m, k), np.float32, 1), rand((k, n), w_dtype, 2)
+    x, w = rand((m, k), np.float32, 1), rand((k, n), w_dtype, 2) if w_dtype != np.int8 else \
+        np.random.default_rng(2).integers(-128, 128, (k, n)).astype(np.int8)
+    scale = np.full(n, 1 / 64, np.float32) if w_dtype == np.int8 else None
     before = hal.ops.get_num_threads()
     hal.ops.set_num_threads(threads)
     try:
-        got = ops.linear(x, w)
+        got = ops.linear(x, w, w_scale=scale)
     finally:
         hal.ops.set_num_threads(before)
-    np.testing.assert_allclose(got, x.astype(np.float64) @ w.astype(np.float64), rtol=1e-4, atol=1e-3)
+    expected = x.astype(np.float64) @ w.astype(np.float64) * (1 if scale is None else scale)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
 
 
 def test_linear_batched_rows_and_bad_input():
@@ -57,8 +60,26 @@ def test_linear_batched_rows_and_bad_input():
         ops.linear(x, rand((15, 5), np.float32, 5))
     with pytest.raises(hal.InvalidArgumentError, match=r"bias must have shape \(5,\)"):
         ops.linear(x, w, np.zeros(4, np.float32))
-    with pytest.raises(hal.UnsupportedDTypeError, match="w must be float32, float16 or bfloat16"):
+    with pytest.raises(hal.UnsupportedDTypeError, match=r"w must be float32, float16 or bfloat16 \(or int8 with scales\)"):
+        ops.linear(x, w.astype(np.int16))
+    with pytest.raises(hal.InvalidArgumentError, match="int8 weights need their scales"):
         ops.linear(x, w.astype(np.int8))
+    with pytest.raises(hal.InvalidArgumentError, match=r"w_scale must have shape \(5,\)"):
+        ops.linear(x, w.astype(np.int8), w_scale=np.ones(4, np.float32))
+    with pytest.raises(hal.InvalidArgumentError, match="w_scale is for int8 weights"):
+        ops.linear(x, w, w_scale=np.ones(5, np.float32))
+
+
+@SETTINGS
+@given(st.integers(0, 9), st.integers(0, 70), st.integers(0, 300), dtypes, st.booleans(), st.integers(0, 2**16))
+def test_linear_int8_weights_with_column_scales(m, k, n, x_dtype, with_bias, seed):
+    rng = np.random.default_rng(seed)
+    x, b = rand((m, k), x_dtype, seed), rand((n,), x_dtype, seed + 2)
+    w = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    scale = (rng.random(n) / 64).astype(np.float32)
+    got = ops.linear(x, w, b if with_bias else None, w_scale=scale)
+    expected = (ref.f64(x) @ w.astype(np.float64)) * scale + (ref.f64(b) if with_bias else 0)
+    np.testing.assert_allclose(ref.f64(got), expected, **sum_tolerance(k, x_dtype))
 
 
 def attention_reference(q, k, v, bias, length, scale):
