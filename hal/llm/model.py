@@ -93,7 +93,10 @@ class NumericsReport:
     def __str__(self) -> str:
         lines = [f"numerics of {', '.join(self.devices)} against float32 cpu over {self.steps} generated steps:"]
         for n in self.numerics:
-            lines.append(f"  {n['device']}: linear {n['linear']}, attention operands {n['attention_operands']}, KV cache {n['kv_cache']}")
+            if n.get("route") == "onnx":
+                lines.append(f"  {n['device']}: the ONNX export, {n['nodes']} nodes")
+            else:
+                lines.append(f"  {n['device']}: linear {n['linear']}, attention operands {n['attention_operands']}, KV cache {n['kv_cache']}")
         lines.append(f"  logits max abs error {self.max_abs_error:.3g} (largest |logit| {self.max_abs_logit:.3g}, "
                      f"relative {self.max_abs_error / max(self.max_abs_logit, 1e-30):.2e})")
         lines.append(f"  top-1 agreement {self.top1_agreement:.1%}")
@@ -124,10 +127,16 @@ class DecoderModel:
     """A decoder on one device or a pipeline of devices (see the module docstring)."""
 
     def __init__(self, config: DecoderConfig, weights: Mapping[str, np.ndarray], *, devices: Sequence[str | Device],
-                 precision_mode: str | None = None, fc_precision: str | None = None, quantization: str = "none"):
+                 precision_mode: str | None = None, fc_precision: str | None = None, quantization: str = "none",
+                 route: str = "auto"):
         self.config = config
         self.options = {"precision_mode": precision_mode, "fc_precision": fc_precision, "quantization": quantization}
         targets = [get_device(d) for d in devices]
+        if route not in ROUTES:
+            raise InvalidArgumentError(f"route must be one of {', '.join(ROUTES)}, got {route!r}")
+        if route == "auto":
+            route = "kernels" if all(kernel_route_runs_on(d) for d in targets) else "onnx"
+        self.route = route
         if not targets:
             raise InvalidArgumentError("hal.llm needs at least one device")
         names = [d.name for d in targets]
@@ -136,6 +145,13 @@ class DecoderModel:
         if len(targets) > config.num_hidden_layers:
             raise InvalidArgumentError(f"{len(targets)} devices for {config.num_hidden_layers} layers: a device needs at least one layer")
         self._host_weights = weights
+        self._onnx: OnnxRoute | None = None
+        if route == "onnx":
+            if quantization != "none":
+                raise InvalidArgumentError("quantization runs on the kernel route; the ONNX export is float32")
+            self._onnx = OnnxRoute(config, weights, targets, precision_mode=precision_mode, fc_precision=fc_precision)
+            self.stages = []
+            return
         kernels = [DeviceKernels(d, precision_mode=precision_mode, fc_precision=fc_precision, quantization=quantization) for d in targets]
         self.stages = [_Stage(k, r, [self._layer(k, i) for i in r]) for k, r in zip(kernels, _split_layers(config.num_hidden_layers, len(targets)))]
         first, last = self.stages[0].kernels, self.stages[-1].kernels
@@ -147,6 +163,8 @@ class DecoderModel:
 
     @property
     def devices(self) -> list[Device]:
+        if self._onnx is not None:
+            return list(self._onnx.session.devices)
         return [s.kernels.device for s in self.stages]
 
     def _layer(self, kernels: DeviceKernels, index: int) -> _Layer:
@@ -173,7 +191,10 @@ class DecoderModel:
         return layer
 
     def describe(self) -> list[dict[str, Any]]:
-        """Per stage: device, layers and how it computes (linear kind, KV cache dtype...)."""
+        """Per stage: device, layers and how it computes (linear kind, KV cache dtype...); on the
+        ONNX route, per device of the session's plan: its partitions and nodes."""
+        if self._onnx is not None:
+            return self._onnx.describe()
         return [{**s.kernels.describe(), "layers": [s.layers.start, s.layers.stop - 1]} for s in self.stages]
 
     # -- generation --------------------------------------------------------------------------------
@@ -201,7 +222,7 @@ class DecoderModel:
         tokens = np.empty((batch, int(max_new_tokens)), np.int64)
         finished = np.zeros(batch, bool)
         logits_kept: list[np.ndarray] | None = [] if keep_logits else None
-        stage_times: dict[str, list[float]] = {s.kernels.device.name: [] for s in self.stages if s.kernels.chip is not None}
+        stage_times: dict[str, list[float]] = {d.name: [] for d in self.devices if d.spec.simulated}
         step_wall: list[float] = []
         steps = self._steps(ids, mask, int(max_new_tokens), picker, stage_times)
         t0 = time.perf_counter()
@@ -227,6 +248,9 @@ class DecoderModel:
         """Yields (logits [B, vocab], next ids [B]) for the prefill then each decode step, the KV
         cache allocated first; each step feeds the ids just yielded, or forced[:, step] when given
         (teacher forcing, for numerics_report)."""
+        if self._onnx is not None:
+            yield from self._onnx.steps(ids, mask, count, picker, stage_times, forced)
+            return
         batch, prompt = ids.shape
         total = prompt + count
         caches = self._allocate_caches(batch, total)
@@ -398,7 +422,7 @@ class DecoderModel:
         errors = np.abs(ours.astype(np.float64) - forced.astype(np.float64))
         agree = ours.argmax(-1) == forced.argmax(-1)
         return NumericsReport(
-            tuple(d.name for d in self.devices), tuple(s.kernels.describe() for s in self.stages), ours.shape[1],
+            tuple(d.name for d in self.devices), tuple(self.describe()), ours.shape[1],
             float(errors.max()), float(np.abs(forced).max()), float(agree.mean()),
             tuple(float(e) for e in errors.max(axis=(0, 2))),
         )
@@ -413,6 +437,80 @@ _MASKED = np.float32(-1e30)
 """Score bias of a key a query may not see. Finite, unlike -inf: a padding token's query sees no
 real key, and -inf everywhere would make its attention NaN, which its keys and values would carry
 into the cache (0 * NaN is NaN). exp(-1e30 - max) is exactly 0, as with -inf."""
+
+
+ROUTES = ("auto", "kernels", "onnx")
+"""How a model runs: "kernels" (hal.ops kernels on the CPU and the simulated chips, a static KV
+cache), "onnx" (the model's ONNX export with past key/values through hal.InferenceSession, on any
+device hal can dispatch to: cuda:N, torch.*), "auto": kernels where every device takes them."""
+
+
+def kernel_route_runs_on(device: Device) -> bool:
+    return device.spec.host_addressable or device.spec.simulated
+
+
+class OnnxRoute:
+    """The decoder as one ONNX graph with past key/values (hal.llm.onnx_export) in an
+    hal.InferenceSession over the model's devices, fed device-resident tensors: each step's
+    present keys and values stay where the session computed them and are the next step's past.
+    This is the ONNX export's own cache convention (past in, present = past + this step out), so
+    the cache grows by a concatenation per step instead of being written in place; only the ids,
+    the mask and the positions go up, and the last position's logits come down to sample from."""
+
+    def __init__(self, config: DecoderConfig, weights: Mapping[str, np.ndarray], devices: Sequence[Device], *,
+                 precision_mode: str | None, fc_precision: str | None):
+        from ..graph.session import InferenceSession
+        from .onnx_export import decoder_model
+
+        self.config = config
+        self.session = InferenceSession(decoder_model(config, weights), devices=list(devices),
+                                        precision_mode=precision_mode, fc_precision=fc_precision)
+        self.first = self.session.devices[0]
+        layers = range(config.num_hidden_layers)
+        self.past = [n for i in layers for n in (f"past_key.{i}", f"past_value.{i}")]
+        self.present = [n for i in layers for n in (f"present_key.{i}", f"present_value.{i}")]
+
+    def describe(self) -> list[dict[str, Any]]:
+        plan = self.session.plan
+        nodes: dict[str, int] = {}
+        for device in plan.assignments.values():
+            name = getattr(device, "name", str(device))
+            nodes[name] = nodes.get(name, 0) + 1
+        return [{"device": name, "route": "onnx", "nodes": count, "fallbacks": len(plan.fallbacks)} for name, count in nodes.items()]
+
+    def steps(self, ids: np.ndarray, mask: np.ndarray, count: int, picker, stage_times: dict[str, list[float]],
+              forced: np.ndarray | None = None):
+        from ..tensor import empty, tensor
+        from .onnx_export import position_ids
+
+        c = self.config
+        batch = ids.shape[0]
+        empty_cache = empty((batch, c.num_key_value_heads, 0, c.head_dim), "float32", device=self.first)
+        past = {name: empty_cache for name in self.past}
+        step_ids, step_mask, positions = ids, mask, position_ids(mask)
+        simulated = [d for d in self.session.devices if d.spec.simulated]
+        for step in range(count):
+            label = "prefill" if step == 0 else f"decode step {step}"
+            begin = {d: d.default_stream.record_event() for d in simulated}
+            wall0 = time.perf_counter()
+            feeds = {"input_ids": tensor(step_ids, device=self.first), "attention_mask": tensor(step_mask, device=self.first),
+                     "position_ids": tensor(positions, device=self.first), **past}
+            outputs = self.session.run_with_tensors(feeds, ["logits", *self.present])
+            logits = outputs["logits"].numpy()[:, -1, :]
+            nxt = picker(logits)
+            for device, event in begin.items():
+                end = device.default_stream.record_event()
+                end.synchronize()
+                stage_times[device.name].append(event.elapsed_time(end) / 1e3)
+            recorder = profiler.active()
+            if recorder is not None:
+                recorder.record(profiler.TraceEvent(label, "compute", self.first.name, "generate", wall0, time.perf_counter(),
+                                                    args={"route": "onnx", "tokens": int(step_ids.size)}))
+            yield logits, nxt
+            past = {name: outputs[present] for name, present in zip(self.past, self.present)}
+            step_ids = (forced[:, step] if forced is not None else nxt)[:, None]
+            step_mask = np.concatenate([step_mask, np.ones((batch, 1), step_mask.dtype)], axis=1)
+            positions = positions[:, -1:] + 1
 
 
 def _split_layers(layers: int, parts: int) -> list[range]:
@@ -471,12 +569,13 @@ def _sampler(do_sample: bool, temperature: float, top_k: int, top_p: float, seed
 
 def load(model: str | Path | Mapping[str, Any] | DecoderConfig, *, device: str | Device | None = None,
          devices: Sequence[str | Device] | None = None, precision_mode: str | None = None, fc_precision: str | None = None,
-         quantization: str = "none", seed: int = 0) -> DecoderModel:
+         quantization: str = "none", seed: int = 0, route: str = "auto") -> DecoderModel:
     """A decoder from a Hugging Face folder (config.json + safetensors), or with random weights
     from a config (a dict as in config.json, or a DecoderConfig) for tests and estimates.
 
     device: one device (default cpu:0); devices: several, the layers split among them in order.
-    precision_mode (Ascend) and fc_precision (Kunlun) as for hal.InferenceSession;
+    precision_mode (Ascend) and fc_precision (Kunlun) as for hal.InferenceSession; route: "kernels",
+    "onnx" or "auto" (kernels on the CPU and the simulated chips, the ONNX export elsewhere: cuda:N);
     quantization="int8": weight-only int8 per output channel (hal.ops.linear reads the levels, the
     activations stay float); "w8a8": the activations quantized per row too, through
     hal.ops.quantized_matmul."""
@@ -492,4 +591,4 @@ def load(model: str | Path | Mapping[str, Any] | DecoderConfig, *, device: str |
         config = DecoderConfig.from_file(model)
         weights = load_weights(model, config)
     return DecoderModel(config, weights, devices=targets, precision_mode=precision_mode, fc_precision=fc_precision,
-                        quantization=quantization)
+                        quantization=quantization, route=route)

@@ -141,8 +141,8 @@ class DeviceKernels:
             self._view = driver.emulation_view
         else:
             raise UnsupportedOpError(
-                f"{device.name}: hal.llm's kernel route runs on the CPU and on simulated chips; "
-                f"for {device.spec.kind} devices run the model's ONNX export (hal.llm.onnx_export) through hal.InferenceSession"
+                f"{device.name}: hal.llm's kernel route runs on host-addressable devices and simulated chips; "
+                f"load the model with route='onnx' (or 'auto') to run its ONNX export on {device.spec.kind} devices"
             )
         self.stream = device.default_stream
         self.options = CompileOptions(precision_mode=precision_mode, fc_precision=fc_precision)

@@ -233,3 +233,30 @@ def test_corrupt_or_missing_weights_are_invalid_model(tmp_path):
         hal.llm.load(tmp_path / "w")
     with pytest.raises(hal.InvalidModelError, match="no such file"):
         hal.llm.load(tmp_path / "nowhere")
+
+
+def test_the_onnx_route_generates_the_kernel_routes_tokens_through_inference_session():
+    # devices the kernel route does not run on (cuda:N, not host-addressable) take the ONNX export;
+    # here it is asked for on a simulated chip and on torch's CPU device, whose executor is the one
+    # that serves GPUs
+    cpu = hal.llm.load(TINY_LLAMA, device="cpu", seed=1)
+    expected = cpu.generate(PROMPT, 8).tokens
+    padded = cpu.generate(PADDED_IDS, 5, attention_mask=PADDED_MASK).tokens
+    ascend = hal.llm.load(TINY_LLAMA, device="ascend:0", seed=1, route="onnx", precision_mode="must_keep_origin_dtype")
+    assert ascend.route == "onnx" and ascend.describe()[0]["fallbacks"] == 0
+    result = ascend.generate(PROMPT, 8)
+    np.testing.assert_array_equal(result.tokens, expected)
+    assert len(result.simulated["ascend:0"]["decode_step_s"]) == 7
+    pytest.importorskip("torch")
+    on_torch = hal.llm.load(TINY_LLAMA, device="torch.cpu:0", seed=1, route="onnx")
+    np.testing.assert_array_equal(on_torch.generate(PROMPT, 8).tokens, expected)
+    np.testing.assert_array_equal(on_torch.generate(PADDED_IDS, 5, attention_mask=PADDED_MASK).tokens, padded)
+    assert on_torch.numerics_report(PROMPT, 4).max_abs_error < 1e-4
+
+
+def test_route_auto_picks_the_kernels_where_they_run_and_bad_routes_are_refused():
+    assert hal.llm.load(TINY_LLAMA, device="kunlun:0").route == "kernels"
+    with pytest.raises(hal.InvalidArgumentError, match="route must be one of auto, kernels, onnx"):
+        hal.llm.load(TINY_LLAMA, route="tensorrt")
+    with pytest.raises(hal.InvalidArgumentError, match="quantization runs on the kernel route"):
+        hal.llm.load(TINY_LLAMA, route="onnx", quantization="int8")
