@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import InvalidModelError, UnsupportedModelError
 
-__all__ = ["DecoderConfig", "SUPPORTED_MODEL_TYPES", "RopeScaling", "RANDOM_MODEL_CONFIGS"]
+__all__ = ["DecoderConfig", "HeadSizes", "read_config_json", "config_path", "SUPPORTED_MODEL_TYPES", "RopeScaling", "RANDOM_MODEL_CONFIGS"]
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2")
 """model_type values whose decoder hal.llm runs (Qwen2's q/k/v projections carry a bias)."""
@@ -48,8 +48,25 @@ class RopeScaling:
     original_max_position_embeddings: int = 8192
 
 
+class HeadSizes:
+    """q_size and kv_size of a model with num_attention_heads, num_key_value_heads and head_dim
+    (DecoderConfig, and hal.llm.fit's ModelShape, which also describes models the decoder does not run)."""
+
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int
+
+    @property
+    def q_size(self) -> int:
+        return self.num_attention_heads * self.head_dim
+
+    @property
+    def kv_size(self) -> int:
+        return self.num_key_value_heads * self.head_dim
+
+
 @dataclass(frozen=True)
-class DecoderConfig:
+class DecoderConfig(HeadSizes):
     model_type: str
     vocab_size: int
     hidden_size: int
@@ -75,14 +92,6 @@ class DecoderConfig:
 
     # -- sizes ---------------------------------------------------------------------------------
     @property
-    def q_size(self) -> int:
-        return self.num_attention_heads * self.head_dim
-
-    @property
-    def kv_size(self) -> int:
-        return self.num_key_value_heads * self.head_dim
-
-    @property
     def groups(self) -> int:
         """Query heads per key/value head (1 for multi-head attention)."""
         return self.num_attention_heads // self.num_key_value_heads
@@ -100,10 +109,6 @@ class DecoderConfig:
         embeddings = self.vocab_size * h * (1 if self.tie_word_embeddings else 2)
         return self.num_hidden_layers * per_layer + embeddings + h
 
-    def kv_cache_bytes(self, tokens: int, batch: int = 1, itemsize: int = 4) -> int:
-        """Bytes of keys and values for `tokens` positions of `batch` sequences."""
-        return 2 * self.num_hidden_layers * batch * tokens * self.kv_size * itemsize
-
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["eos_token_id"] = list(self.eos_token_id)
@@ -112,18 +117,8 @@ class DecoderConfig:
     # -- reading -------------------------------------------------------------------------------
     @classmethod
     def from_file(cls, path: str | Path) -> DecoderConfig:
-        path = Path(path)
-        if path.is_dir():
-            path = path / "config.json"
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise InvalidModelError(f"{path}: no such file; a model folder needs config.json beside its safetensors") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidModelError(f"{path}: not a readable JSON config ({exc})") from None
-        if not isinstance(raw, dict):
-            raise InvalidModelError(f"{path}: a config.json holds one JSON object, found {type(raw).__name__}")
-        return cls.from_dict(raw, source=str(path))
+        path = config_path(path)
+        return cls.from_dict(read_config_json(path), source=str(path))
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], *, source: str = "config") -> DecoderConfig:
@@ -184,6 +179,26 @@ class DecoderConfig:
             eos_token_id=eos_ids,
             source=source,
         )
+
+
+def config_path(path: str | Path) -> Path:
+    """A config.json, or the one in a model folder."""
+    path = Path(path)
+    return path / "config.json" if path.is_dir() else path
+
+
+def read_config_json(path: str | Path) -> dict[str, Any]:
+    """The JSON object of a config.json (or of a model folder's), or an InvalidModelError saying why not."""
+    path = config_path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InvalidModelError(f"{path}: no such file; a model folder needs config.json beside its safetensors") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidModelError(f"{path}: not a readable JSON config ({exc})") from None
+    if not isinstance(raw, dict):
+        raise InvalidModelError(f"{path}: a config.json holds one JSON object, found {type(raw).__name__}")
+    return raw
 
 
 def _is_moe(raw: Mapping[str, Any]) -> bool:

@@ -13,7 +13,6 @@ own config keys: every expert must be in memory, but a token reads only the expe
 """
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -24,7 +23,7 @@ from ..device import DeviceSpec
 from ..errors import InvalidArgumentError, InvalidModelError, UnsupportedModelError
 from ..sim.cost import peak_rate
 from ..sim.spec import ChipSpec, Figure, load_chip_spec
-from .config import ConfigReader, DecoderConfig
+from .config import ConfigReader, DecoderConfig, HeadSizes, read_config_json
 from .runtime import DECODER_KERNELS_PER_LAYER, DECODER_KERNELS_PER_STEP
 from .presets import PRESETS, preset_config
 
@@ -54,7 +53,7 @@ ModelLike = Union["ModelShape", DecoderConfig, Mapping[str, Any], str, Path]
 
 # -- the model ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class ModelShape:
+class ModelShape(HeadSizes):
     """What fit needs of a decoder: its sizes, and its parameters split by how they are stored and
     read. Built from a DecoderConfig (Llama / Qwen2) or from a mixture-of-experts config dict."""
 
@@ -89,14 +88,6 @@ class ModelShape:
     """Weights of one routed expert of one layer (its gate, up and down projections)."""
     expert_rows: int = 0
     source: str = ""
-
-    @property
-    def q_size(self) -> int:
-        return self.num_attention_heads * self.head_dim
-
-    @property
-    def kv_size(self) -> int:
-        return self.num_key_value_heads * self.head_dim
 
     @property
     def is_moe(self) -> bool:
@@ -250,7 +241,7 @@ def model_shape(model: ModelLike) -> ModelShape:
         raise InvalidArgumentError(f"a model is a preset name, a config path, a dict or a DecoderConfig; got {type(model).__name__}")
     path = Path(model)
     if path.exists():
-        raw = _read_config(path)
+        raw = read_config_json(path)
         return ModelShape.from_config_dict(raw, source=str(path))
     text = str(model)
     if text.lower() in PRESETS:
@@ -261,19 +252,6 @@ def model_shape(model: ModelLike) -> ModelShape:
     preset_config(text)  # raises, naming the known presets
     raise AssertionError("unreachable")
 
-
-def _read_config(path: Path) -> dict[str, Any]:
-    if path.is_dir():
-        path = path / "config.json"
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InvalidModelError(f"{path}: no such file; a model folder needs config.json") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidModelError(f"{path}: not a readable JSON config ({exc})") from None
-    if not isinstance(raw, dict):
-        raise InvalidModelError(f"{path}: a config.json holds one JSON object, found {type(raw).__name__}")
-    return raw
 
 
 def decode_launches(model: ModelLike) -> int:
