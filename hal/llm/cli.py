@@ -286,8 +286,16 @@ def _generate_command(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     for stage in summary["stages"]:
+        if stage.get("route") == "onnx":
+            print(f"{stage['device']}: the ONNX export, {stage['nodes']} nodes")
+            continue
         print(f"{stage['device']}: layers {stage['layers'][0]}-{stage['layers'][1]}, linear {stage['linear']}, "
               f"KV cache {stage['kv_cache']}")
+        hidden = stage.get("hidden_in")
+        if hidden:
+            cost = hidden.get("simulated_s_per_token")
+            print(f"  hidden state in from {hidden['from']} {hidden['route']}: {hidden['bytes_per_token']} bytes a token"
+                  + (f", {cost * 1e6:.1f} us simulated" if cost is not None else ""))
     for row, tokens in enumerate(summary["tokens"]):
         print(f"tokens[{row}]: {' '.join(str(t) for t in tokens)}")
     print(f"time to first token: {summary['time_to_first_token_ms']:.2f} ms wall"

@@ -195,7 +195,10 @@ class DecoderModel:
         ONNX route, per device of the session's plan: its partitions and nodes."""
         if self._onnx is not None:
             return self._onnx.describe()
-        return [{**s.kernels.describe(), "layers": [s.layers.start, s.layers.stop - 1]} for s in self.stages]
+        stages = [{**s.kernels.describe(), "layers": [s.layers.start, s.layers.stop - 1]} for s in self.stages]
+        for previous, stage, info in zip(self.stages, self.stages[1:], stages[1:]):
+            info["hidden_in"] = _transfer_plan(previous.kernels.device, stage.kernels.device, self.config.hidden_size * 4)
+        return stages
 
     # -- generation --------------------------------------------------------------------------------
     def generate(self, input_ids: Any, max_new_tokens: int = 32, *, attention_mask: Any = None, do_sample: bool = False,
@@ -511,6 +514,22 @@ class OnnxRoute:
             step_ids = (forced[:, step] if forced is not None else nxt)[:, None]
             step_mask = np.concatenate([step_mask, np.ones((batch, 1), step_mask.dtype)], axis=1)
             positions = positions[:, -1:] + 1
+
+
+def _transfer_plan(source: Device, target: Device, token_bytes: int) -> dict[str, Any]:
+    """How a decode step's hidden state (token_bytes per sequence) reaches the next stage, and what
+    it costs on the simulated clocks: a peer link between cards of one backend that has one, else
+    device -> host -> device, each side's copy costed by its own chip's model."""
+    route = "peer link" if source.kind == target.kind else "through the host"
+    plan: dict[str, Any] = {"from": source.name, "route": route, "bytes_per_token": token_bytes}
+    src_cost = getattr(source.driver, "copy_cost", None)
+    dst_cost = getattr(target.driver, "copy_cost", None)
+    if source.kind == target.kind and src_cost is not None:
+        plan["simulated_s_per_token"] = src_cost.device_to_device(token_bytes, False)
+    elif src_cost is not None or dst_cost is not None:
+        plan["simulated_s_per_token"] = ((src_cost.device_to_host(token_bytes) if src_cost else 0.0)
+                                         + (dst_cost.host_to_device(token_bytes) if dst_cost else 0.0))
+    return plan
 
 
 def _split_layers(layers: int, parts: int) -> list[range]:

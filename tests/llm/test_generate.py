@@ -107,7 +107,11 @@ def test_layers_split_across_chips_generate_the_cpu_tokens_and_move_the_hidden_s
     cpu = hal.llm.load(TINY_LLAMA, device="cpu", seed=2)
     split = hal.llm.load(TINY_LLAMA, devices=["ascend:0", "kunlun:0"], seed=2,
                          precision_mode="must_keep_origin_dtype", fc_precision="float")
-    assert [s["layers"] for s in split.describe()] == [[0, 0], [1, 1]]
+    stages = split.describe()
+    assert [s["layers"] for s in stages] == [[0, 0], [1, 1]]
+    hidden = stages[1]["hidden_in"]  # the transfer is in the plan, costed by both chips' link models
+    assert (hidden["from"], hidden["route"], hidden["bytes_per_token"]) == ("ascend:0", "through the host", 64 * 4)
+    assert hidden["simulated_s_per_token"] > 2e-5  # two PCIe latencies of 10 us
     with hal.profiler.profile() as prof:
         result = split.generate(PROMPT, 6)
     np.testing.assert_array_equal(result.tokens, cpu.generate(PROMPT, 6).tokens)
