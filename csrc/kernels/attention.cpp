@@ -98,6 +98,26 @@ HAL_VECTOR_TARGET void dots4(const float* q, const float* keys, int64_t d, float
   const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
   _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
 }
+
+// out[0..d) = sum_t weights[t] * values[t][0..d), 32 columns at a time in four registers (an out row
+// loaded and stored per key made the sum as dear as the scores).
+HAL_VECTOR_TARGET void weighted_values(const float* weights, const float* values, int64_t length, int64_t d, float* out) {
+  for (int64_t i = 0; i < d; i += 32) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t t = 0; t < length; ++t) {
+      const __m256 w = _mm256_broadcast_ss(weights + t);
+      const float* v = values + t * d + i;
+      a0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v), a0);
+      a1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 8), a1);
+      a2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 16), a2);
+      a3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 24), a3);
+    }
+    _mm256_storeu_ps(out + i, a0);
+    _mm256_storeu_ps(out + i + 8, a1);
+    _mm256_storeu_ps(out + i + 16, a2);
+    _mm256_storeu_ps(out + i + 24, a3);
+  }
+}
 #endif
 
 // One (batch, head): every row of its queries against `length` keys. keys / values: float32 rows
@@ -115,39 +135,56 @@ HAL_ALWAYS_INLINE void attend(const Problem& p, int64_t b, int64_t h, float* sco
     keys = widened;
     values = widened + p.length * p.d;
   }
-  for (int64_t r = 0; r < p.rows; ++r) {
-    const float* q = p.q + (head * p.rows + r) * p.d;
-    const float* bias = p.bias + (b * p.bias_rows + (p.bias_rows == 1 ? 0 : r)) * p.length;
-    int64_t t = 0;
+  // every row's scores first, key after key: each key is read once for all the rows sharing it
+  // (a group's query heads), from L1, instead of once per row from L2
+  const float* queries = p.q + head * p.rows * p.d;
+  int64_t t = 0;
 #if defined(HAL_X86_DISPATCH)
-    if constexpr (kVector) {
-      if (p.d % 8 == 0) {
-        for (; t + 4 <= p.length; t += 4) dots4(q, keys + t * p.d, p.d, scores + t);
+  if constexpr (kVector) {
+    if (p.d % 8 == 0) {
+      for (; t + 4 <= p.length; t += 4) {
+        for (int64_t r = 0; r < p.rows; ++r) dots4(queries + r * p.d, keys + t * p.d, p.d, scores + r * p.length + t);
       }
     }
+  }
 #endif
-    for (; t < p.length; ++t) scores[t] = dot(q, keys + t * p.d, p.d);
+  for (; t < p.length; ++t) {
+    for (int64_t r = 0; r < p.rows; ++r) scores[r * p.length + t] = dot(queries + r * p.d, keys + t * p.d, p.d);
+  }
+  for (int64_t r = 0; r < p.rows; ++r) {
+    float* row = scores + r * p.length;
+    const float* bias = p.bias + (b * p.bias_rows + (p.bias_rows == 1 ? 0 : r)) * p.length;
 #pragma omp simd
-    for (t = 0; t < p.length; ++t) scores[t] = scores[t] * p.scale + bias[t];
+    for (int64_t t = 0; t < p.length; ++t) row[t] = row[t] * p.scale + bias[t];
     float peak = -INFINITY;
 #pragma omp simd reduction(max : peak)
-    for (int64_t t = 0; t < p.length; ++t) peak = scores[t] > peak ? scores[t] : peak;
+    for (int64_t t = 0; t < p.length; ++t) peak = row[t] > peak ? row[t] : peak;
     float sum = 0.0f;
     if (std::isinf(peak) && peak < 0) {  // every key masked with -inf: equal scores
-      std::fill(scores, scores + p.length, 1.0f);
+      std::fill(row, row + p.length, 1.0f);
       sum = static_cast<float>(p.length);
     } else {
 #pragma omp simd reduction(+ : sum)
       for (int64_t t = 0; t < p.length; ++t) {
-        scores[t] = exp_f32(scores[t] - peak);
-        sum += scores[t];
+        row[t] = exp_f32(row[t] - peak);
+        sum += row[t];
       }
     }
     float* out = p.out + (head * p.rows + r) * p.d;
-    std::fill(out, out + p.d, 0.0f);
     const float inverse = 1.0f / sum;
+#pragma omp simd
+    for (int64_t t = 0; t < p.length; ++t) row[t] *= inverse;
+#if defined(HAL_X86_DISPATCH)
+    if constexpr (kVector) {
+      if (p.d % 32 == 0) {
+        weighted_values(row, values, p.length, p.d, out);
+        continue;
+      }
+    }
+#endif
+    std::fill(out, out + p.d, 0.0f);
     for (int64_t t = 0; t < p.length; ++t) {
-      const float weight = scores[t] * inverse;
+      const float weight = row[t];
       const float* value = values + t * p.d;
 #pragma omp simd
       for (int64_t i = 0; i < p.d; ++i) out[i] += weight * value[i];
@@ -187,13 +224,14 @@ int32_t attention_compute(hal_kernel_call* call) {
     p.out = out32.data();
   }
   const int64_t heads = q.shape[0] * p.heads;
-  const int64_t per_head = p.length + (p.cache_dtype == HAL_FLOAT32 ? 0 : 2 * p.length * p.d);
+  const int64_t per_head = p.rows * p.length + (p.cache_dtype == HAL_FLOAT32 ? 0 : 2 * p.length * p.d);
   auto attend_fn = cpu_has_avx2_fma_f16c() ? attend_vector : attend_baseline;
-  // each (batch, head) reads its length x D keys and values once, whatever its rows: a decode
-  // step's few heads stay on one thread (waking another costs more than they take)
-  parallel_for(heads, 2 * p.length * p.d + p.rows * p.length, call->num_threads, [&](int64_t begin, int64_t end) {
+  // each (batch, head) reads its length x D keys and values once, from cache at a few FMAs a cycle:
+  // counted as length x D elements of work, a decode step's few heads stay on one thread (waking
+  // another cost more than the 4 heads x 160 positions of a 125M model's step take)
+  parallel_for(heads, p.length * p.d, call->num_threads, [&](int64_t begin, int64_t end) {
     std::vector<float> scratch(static_cast<size_t>(per_head));
-    for (int64_t i = begin; i < end; ++i) attend_fn(p, i / p.heads, i % p.heads, scratch.data(), scratch.data() + p.length);
+    for (int64_t i = begin; i < end; ++i) attend_fn(p, i / p.heads, i % p.heads, scratch.data(), scratch.data() + p.rows * p.length);
   });
   if (y.dtype != HAL_FLOAT32) narrow(p.out, static_cast<uint16_t*>(y.data), hal_numel(&y), y.dtype);
   return HAL_OK;
