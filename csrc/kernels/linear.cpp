@@ -274,7 +274,9 @@ int32_t linear_compute(hal_kernel_call* call) {
   for (int64_t row = 0; row < rows; row += kRowsPerSweep) {
     const int64_t m = std::min(kRowsPerSweep, rows - row);
     const Sweep s{xf.data() + row * k, w.data, w.dtype, m, k, n};
-    std::fill(buffers, buffers + threads * per_thread, 0.0f);
+    for (int32_t t = 0; t < threads; ++t) {  // each thread's sums of these m rows (not its whole buffer)
+      std::fill(buffers + t * per_thread, buffers + t * per_thread + m * n, 0.0f);
+    }
     if (threads == 1) {
       sweeps[m](s, 0, k, buffers, buffers + kRowsPerSweep * n);
     } else {
