@@ -13,9 +13,13 @@ namespace hal::kernels {
 namespace {
 
 // How long a finished worker, or a caller waiting for its workers, polls before it sleeps: about
-// the gap between two kernel calls of a model run from Python (a few microseconds of interpreter
-// work each), far below a scheduler slice, so a loaded machine loses at most this much per call.
-constexpr auto kSpin = std::chrono::microseconds(50);
+// the gap between two parallel kernel calls of a model run from Python, far below a scheduler
+// slice, so a loaded machine loses at most this much per call. An LLM decode step sets it: between
+// two layers' weight sweeps (hal.ops.linear) come the attention and a few small kernels run on
+// one thread, 40-100 us of them; at 50 us the worker slept and woke late for the next sweep, which
+// the caller then read mostly alone (a 125M model's matmuls took 18-21 ms a token inside the step
+// against 12-17 ms back to back; at 200 us, 15.9-16.6 against 14.2-15.4).
+constexpr auto kSpin = std::chrono::microseconds(200);
 
 // Polls `ready` until it holds or kSpin has passed; true if it holds.
 template <class Ready>

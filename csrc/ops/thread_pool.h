@@ -1,5 +1,6 @@
 // The kernels' worker threads. A worker that finishes spins for a short, bounded while (kSpin)
-// before it sleeps on a condition variable, and so does a caller waiting for its workers:
+// (200 us, thread_pool.cpp says why) before it sleeps on a condition variable, and so does a caller
+// waiting for its workers:
 //  - sleeping, not spinning indefinitely (OpenMP's default), because on a machine where other
 //    processes, or torch's own OpenMP pool, hold the cores, a spinning team member keeps its peer
 //    off the core for a whole scheduler slice (4-12 ms per call were measured with libgomp on a
