@@ -35,6 +35,7 @@ from ..memory import format_bytes
 from ..registry import device as get_device
 from ..tensor import DeviceTensor
 from .config import DecoderConfig
+from .prompt import check_prompt, position_ids
 from .rope import rope_tables
 from .runtime import DeviceKernels, LinearWeights
 from .weights import layer_prefix, load_weights, random_weights
@@ -257,7 +258,7 @@ class DecoderModel:
         batch, prompt = ids.shape
         total = prompt + count
         caches = self._allocate_caches(batch, total)
-        positions = np.maximum(np.cumsum(mask, axis=1) - 1, 0)  # as transformers: left padding keeps positions from 0
+        positions = position_ids(mask)
         key_mask = np.zeros((batch, total), np.float32)
         key_mask[:, :prompt][mask == 0] = _MASKED
         step_ids, past = ids, 0
@@ -270,28 +271,9 @@ class DecoderModel:
             positions = positions[:, -1:] + 1
 
     def _check_prompt(self, input_ids: Any, attention_mask: Any) -> tuple[np.ndarray, np.ndarray]:
-        try:
-            ids = np.asarray(input_ids)
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgumentError(f"input_ids must be a [batch, length] array of token ids: {exc}") from None
-        if ids.ndim == 1:
-            ids = ids[None, :]
-        if ids.ndim != 2 or ids.size == 0 or ids.dtype.kind not in "iu":
-            raise InvalidArgumentError(f"input_ids must be a non-empty [batch, length] array of integer token ids, got shape {ids.shape} dtype {ids.dtype}")
-        if ids.min() < 0 or ids.max() >= self.config.vocab_size:
-            raise InvalidArgumentError(f"input_ids must lie in [0, {self.config.vocab_size}) (the vocabulary), got {ids.min()}..{ids.max()}")
-        ids = ids.astype(np.int64)
-        if attention_mask is None:
-            return ids, np.ones_like(ids)
-        mask = np.asarray(attention_mask)
-        if mask.ndim == 1:
-            mask = mask[None, :]
-        if mask.shape != ids.shape or not np.isin(mask, (0, 1)).all():
-            raise InvalidArgumentError(f"attention_mask must be 0/1 of input_ids' shape {ids.shape}, got {mask.shape}")
-        mask = mask.astype(np.int64)
-        if (mask[:, -1] == 0).any() or (np.diff(mask, axis=1) < 0).any():
-            raise InvalidArgumentError("attention_mask must pad on the left only (zeros, then ones), with the last token real")
-        return ids, mask
+        """hal.llm.prompt.check_prompt, a single sequence (1-D ids or mask) taken as a batch of one."""
+        mask = None if attention_mask is None else _as_batch(attention_mask)
+        return check_prompt(_as_batch(input_ids), mask, vocab_size=self.config.vocab_size)
 
     def _allocate_caches(self, batch: int, length: int) -> list[tuple[DeviceTensor, np.ndarray]]:
         """The static KV cache of each stage, checked against the device's free memory first."""
@@ -484,7 +466,6 @@ class OnnxRoute:
     def steps(self, ids: np.ndarray, mask: np.ndarray, count: int, picker, stage_times: dict[str, list[float]],
               forced: np.ndarray | None = None):
         from ..tensor import empty, tensor
-        from .onnx_export import position_ids
 
         c = self.config
         batch = ids.shape[0]
@@ -530,6 +511,15 @@ def _transfer_plan(source: Device, target: Device, token_bytes: int) -> dict[str
         plan["simulated_s_per_token"] = ((src_cost.device_to_host(token_bytes) if src_cost else 0.0)
                                          + (dst_cost.host_to_device(token_bytes) if dst_cost else 0.0))
     return plan
+
+
+def _as_batch(value: Any) -> Any:
+    """A 1-D sequence as a batch of one; anything else as it is (check_prompt judges it)."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        return value
+    return array[None, :] if array.ndim == 1 else array
 
 
 def _split_layers(layers: int, parts: int) -> list[range]:

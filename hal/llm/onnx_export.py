@@ -41,6 +41,7 @@ import numpy as np
 
 from ..errors import InvalidArgumentError, InvalidModelError, MissingDependencyError
 from .config import DecoderConfig
+from .prompt import check_prompt, position_ids
 from .rope import rope_tables
 
 if TYPE_CHECKING:
@@ -328,30 +329,9 @@ def _build(config: DecoderConfig, weights: Mapping[str, np.ndarray], *, all_logi
 
 
 # -- feeds ---------------------------------------------------------------------------------------
-def position_ids(attention_mask: np.ndarray) -> np.ndarray:
-    """int64 [batch, total]: each token's position counted over the tokens only (left padding
-    excluded), padding given 1, as transformers' generate computes them."""
-    mask = np.asarray(attention_mask, dtype=np.int64)
-    positions = np.cumsum(mask, axis=-1) - 1
-    positions[mask == 0] = 1
-    return positions
-
-
-def _check_prompt(input_ids: np.ndarray, attention_mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.asarray(input_ids)
-    if ids.ndim != 2 or ids.shape[1] < 1 or not np.issubdtype(ids.dtype, np.integer):
-        raise InvalidArgumentError(f"input_ids must be integers [batch, prompt] with prompt >= 1, got {ids.dtype} {ids.shape}")
-    mask = np.ones(ids.shape, np.int64) if attention_mask is None else np.asarray(attention_mask)
-    if mask.shape != ids.shape:
-        raise InvalidArgumentError(f"attention_mask has shape {mask.shape}, input_ids {ids.shape}; they must match")
-    if not np.isin(mask, (0, 1)).all() or not mask[:, -1].all():
-        raise InvalidArgumentError("attention_mask holds 1 for tokens and 0 for left padding: the last column must be 1, every value 0 or 1")
-    return np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(mask, dtype=np.int64)
-
-
 def prefill_feeds(config: DecoderConfig, input_ids: np.ndarray, attention_mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Every input of decoder_model's graph for a prefill: ids, mask, positions and empty caches."""
-    ids, mask = _check_prompt(input_ids, attention_mask)
+    ids, mask = check_prompt(input_ids, attention_mask)
     feeds = {"input_ids": ids, "attention_mask": mask, "position_ids": position_ids(mask)}
     empty = np.zeros((ids.shape[0], config.num_key_value_heads, 0, config.head_dim), np.float32)
     for layer in range(config.num_hidden_layers):
