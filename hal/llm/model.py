@@ -131,15 +131,14 @@ class DecoderModel:
                  precision_mode: str | None = None, fc_precision: str | None = None, quantization: str = "none",
                  route: str = "auto"):
         self.config = config
-        self.options = {"precision_mode": precision_mode, "fc_precision": fc_precision, "quantization": quantization}
         targets = [get_device(d) for d in devices]
+        if not targets:
+            raise InvalidArgumentError("hal.llm needs at least one device")
         if route not in ROUTES:
             raise InvalidArgumentError(f"route must be one of {', '.join(ROUTES)}, got {route!r}")
         if route == "auto":
             route = "kernels" if all(kernel_route_runs_on(d) for d in targets) else "onnx"
         self.route = route
-        if not targets:
-            raise InvalidArgumentError("hal.llm needs at least one device")
         names = [d.name for d in targets]
         if len(set(names)) != len(names):
             raise InvalidArgumentError(f"devices lists a device twice: {names}; a pipeline stage per device")
@@ -358,8 +357,7 @@ class DecoderModel:
         q = rotated[:, :, :hq].reshape(batch, length, hkv, g, d).transpose(0, 2, 3, 1, 4).reshape(batch, hkv, g * length, d)
         keys = rotated[:, :, hq:].transpose(0, 2, 1, 3)
         values = qkv[:, (hq + hkv) * d :].reshape(batch, length, hkv, d).transpose(0, 2, 1, 3)
-        k.write_cache(cache[0], keys, past, tag + "kv_write")
-        cache[1][:, :, past : past + length, :] = values  # the same kernel writes both (counted once)
+        k.write_cache(cache, keys, values, past, tag + "kv_write")
         seen = past + length
         attended = k.attention(q, cache[0], cache[1], seen, bias, tag + "attention")
         attended = attended.reshape(batch, hkv, g, length, d).transpose(0, 3, 1, 2, 4).reshape(rows, hq * d)

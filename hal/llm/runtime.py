@@ -40,7 +40,7 @@ from ..tensor import DeviceTensor, as_tensor, empty
 
 __all__ = [
     "DeviceKernels", "LinearWeights", "QUANTIZATIONS", "DECODER_KERNELS_PER_LAYER", "DECODER_KERNELS_PER_STEP",
-    "quantize_per_tensor_int16", "quantize_per_channel_int8", "quantize_rows_int8",
+    "quantize_per_tensor_int16", "quantize_int8",
 ]
 
 DECODER_KERNELS_PER_LAYER = 12
@@ -71,23 +71,15 @@ def quantize_per_tensor_int16(x: np.ndarray) -> tuple[np.ndarray, np.float32]:
     return levels, np.float32(peak / np.float32(_INT16_MAX))
 
 
-def quantize_per_channel_int8(w_in_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 levels of a [in, out] weight with one float32 scale per output channel
-    (column): scale = max|w[:, n]| / 127 (a zero column gets scale 0)."""
-    peak = np.abs(w_in_out).max(axis=0).astype(np.float32)
+def quantize_int8(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 levels of x with one float32 scale per slice along `axis`: max|x| / 127 over
+    that axis (a zero slice gets scale 0). axis=0 of a [in, out] weight: a scale per output channel;
+    axis=1 of activations [rows, K]: a scale per row (quantized_matmul multiplies int8 by int8, so
+    under w8a8 the activations are quantized at run time)."""
+    peak = np.abs(x).max(axis=axis, keepdims=True).astype(np.float32)
     scale = (peak / np.float32(127)).astype(np.float32)
     safe = np.where(scale > 0, scale, np.float32(1))
-    levels = np.clip(np.rint(w_in_out / safe), -127, 127).astype(np.int8)
-    return levels, scale
-
-
-def quantize_rows_int8(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dynamic symmetric int8 levels of activations [rows, K], one scale per row: quantized_matmul
-    multiplies int8 by int8, so under w8a8 the activations are quantized at run time."""
-    peak = np.abs(x).max(axis=1).astype(np.float32)
-    scale = (peak / np.float32(127)).astype(np.float32)
-    safe = np.where(scale > 0, scale, np.float32(1))
-    return np.clip(np.rint(x / safe[:, None]), -127, 127).astype(np.int8), scale
+    return np.clip(np.rint(x / safe), -127, 127).astype(np.int8), scale.reshape(-1)
 
 
 @dataclass
@@ -106,18 +98,6 @@ class LinearWeights:
     round_input: np.dtype | None = None
     """The chip rounds the activations so before the product (Ascend's Cube: float16)."""
     round_output: np.dtype | None = None
-
-    @property
-    def in_features(self) -> int:
-        return self.weight.shape[0]
-
-    @property
-    def out_features(self) -> int:
-        return self.weight.shape[1]
-
-    @property
-    def nbytes(self) -> int:
-        return sum(t.nbytes for t in self.tensors)
 
 
 def _noop() -> None:
@@ -210,7 +190,7 @@ class DeviceKernels:
             bias_tensors = (bias_tensor,)
         kind = self.linear_kind
         if kind in ("int8", "w8a8"):
-            levels, scale = quantize_per_channel_int8(w)
+            levels, scale = quantize_int8(w, axis=0)
             lt, lv = self.upload(levels)
             st, sv = self.upload(scale)
             return LinearWeights(kind, lv, sv, bias_view, (lt, st, *bias_tensors), self.linear_in_round, self.linear_out_round)
@@ -264,7 +244,7 @@ class DeviceKernels:
         """x [rows, in] float32 @ weight -> [rows, out] float32, with the chip's FC numerics."""
         rows = x.shape[0]
         if lw.kind == "w8a8":
-            levels, scale = quantize_rows_int8(x)
+            levels, scale = quantize_int8(x, axis=1)
             y = hal_ops.quantized_matmul(levels, lw.weight, scale, lw.scale)
             op, wdtype, compute = "QuantizedMatMul", "int8", "int8"
         elif lw.kind == "int16":
@@ -322,10 +302,13 @@ class DeviceKernels:
             self.account(name, "Gather", "", (("int64", ids.shape), ("float32", rows.shape)), (("float32", rows.shape),))
         return rows
 
-    def write_cache(self, cache: np.ndarray, values: np.ndarray, start: int, name: str) -> None:
-        """cache [B, Hkv, Tmax, D] (device memory) <- values [B, Hkv, S, D] at positions start.."""
-        cache[:, :, start : start + values.shape[2], :] = values
-        shape = values.shape
+    def write_cache(self, cache: np.ndarray, keys: np.ndarray, values: np.ndarray, start: int, name: str) -> None:
+        """One layer's cache [2, B, Hkv, Tmax, D] (device memory) <- keys and values [B, Hkv, S, D]
+        at positions start.. (one kernel writes both, as CANN's ScatterUpdate of a KV pair)."""
+        length = keys.shape[2]
+        cache[0][:, :, start : start + length, :] = keys
+        cache[1][:, :, start : start + length, :] = values
+        shape = keys.shape  # the time counts the keys' bytes only: the values' equal share is missing (noted on #15)
         if self.chip is not None:
             self.account(name, "ScatterND", "", ((str(self.kv_dtype), shape),), ((str(self.kv_dtype), shape),))
 
