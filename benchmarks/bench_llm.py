@@ -26,7 +26,7 @@ import numpy as np
 import hal.llm
 from _harness import print_table
 from hal.llm.config import RANDOM_MODEL_CONFIGS, DecoderConfig
-from hal.llm.fit import decode_step_roofline
+from hal.llm.fit import decode_step_roofline, model_shape, model_weight_bytes
 from hal.llm.runtime import DECODER_KERNELS_PER_LAYER, DECODER_KERNELS_PER_STEP
 
 THREADS = 2
@@ -44,15 +44,11 @@ def copy_bandwidth(nbytes: int = 256 << 20) -> float:
     return 2 * nbytes / statistics.median(samples)
 
 
-def weight_bytes_per_token(config: DecoderConfig, itemsize: float, scale_bytes: int = 0) -> float:
-    """Bytes every decode step reads: each matmul weight (the lm_head included) once, at itemsize,
-    with its per-channel scales; norms; one embedding row."""
-    h, i = config.hidden_size, config.intermediate_size
-    per_layer = h * (config.q_size + 2 * config.kv_size) + config.q_size * h + 3 * h * i
-    outputs = config.q_size + 2 * config.kv_size + h + 2 * i + h
-    matmul = config.num_hidden_layers * per_layer + config.vocab_size * h
-    scales = (config.num_hidden_layers * outputs + config.vocab_size) * scale_bytes
-    return matmul * itemsize + scales + (2 * config.num_hidden_layers + 1) * h * 4 + h * 4
+def weight_bytes_per_token(config: DecoderConfig, itemsize: float) -> float:
+    """Bytes every decode step reads (hal.llm.fit's count): each matmul weight, the lm_head
+    included, once at itemsize with a float32 scale per output channel when quantized; norms; one
+    embedding row."""
+    return model_weight_bytes(model_shape(config), itemsize, 4, itemsize < 4, 0, embedding_rows=1)
 
 
 class Contender:
@@ -177,10 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     print_table("decode on the wall clock (medians)", ("contender", "TTFT ms", "ms/token", "tokens/s", "vs hal cpu"), rows)
 
     floor32 = weight_bytes_per_token(config, 4) / bandwidth
-    floor8 = weight_bytes_per_token(config, 1, scale_bytes=4) / bandwidth
+    floor8 = weight_bytes_per_token(config, 1) / bandwidth
     print(f"\nbytes-per-token floor at {bandwidth / 1e9:.1f} GB/s: float32 {floor32 * 1e3:.2f} ms "
           f"({weight_bytes_per_token(config, 4) / 1e6:.0f} MB), int8 {floor8 * 1e3:.2f} ms "
-          f"({weight_bytes_per_token(config, 1, 4) / 1e6:.0f} MB)")
+          f"({weight_bytes_per_token(config, 1) / 1e6:.0f} MB)")
     targets = [("hal cpu float32 vs transformers", cpu.tokens_per_s / reference.tokens_per_s if reference else None, 1.0),
                ("hal cpu float32 vs onnxruntime", cpu.tokens_per_s / ort.tokens_per_s, 1.0),
                ("hal int8 vs hal float32", int8.tokens_per_s / cpu.tokens_per_s, 1.5)]

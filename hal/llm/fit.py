@@ -28,7 +28,7 @@ from .runtime import DECODER_KERNELS_PER_LAYER, DECODER_KERNELS_PER_STEP
 from .presets import PRESETS, preset_config
 
 __all__ = [
-    "ModelShape", "FitReport", "fit", "model_shape", "decode_step_roofline", "decode_launches",
+    "ModelShape", "FitReport", "fit", "model_shape", "decode_step_roofline", "decode_launches", "model_weight_bytes",
     "KERNELS_PER_LAYER", "KERNELS_PER_STEP", "MOE_KERNELS_PER_LAYER", "WEIGHT_DTYPES", "FLOAT_DTYPES",
 ]
 
@@ -305,7 +305,7 @@ def _target(chip: ChipSpec | DeviceSpec) -> _Target:
 
 
 # -- bytes and seconds -------------------------------------------------------------------------
-def _weight_bytes(shape: ModelShape, linear_itemsize: float, other_itemsize: float, quantized: bool, experts: float,
+def model_weight_bytes(shape: ModelShape, linear_itemsize: float, other_itemsize: float, quantized: bool, experts: float,
                   embedding_rows: int | None = None) -> float:
     """Bytes of the weights with `experts` routed experts per MoE layer: the matmul weights at
     linear_itemsize (+ a float32 scale per output channel when quantized), the rest at
@@ -377,7 +377,7 @@ def decode_step_roofline(
             f"weight_itemsize_bytes must be 0.5, 1, 2 or 4 and kv_itemsize 1, 2 or 4; got {weight_itemsize_bytes}, {kv_itemsize}")
     target = _target(chip)
     quantized = weight_itemsize_bytes < 2
-    weights = _weight_bytes(shape, weight_itemsize_bytes, 2 if quantized else weight_itemsize_bytes, quantized,
+    weights = model_weight_bytes(shape, weight_itemsize_bytes, 2 if quantized else weight_itemsize_bytes, quantized,
                             shape.experts_read(batch), embedding_rows=batch)
     peak = target.peak(compute_dtype)
     if peak is None:
@@ -505,9 +505,9 @@ def fit(
     linear_itemsize = _ITEMSIZE[weight_dtype]
     other_itemsize = linear_itemsize if float_weights else _ITEMSIZE[activation_dtype]
     kv_itemsize, quantized = _ITEMSIZE[kv_dtype], not float_weights
-    weight_bytes = int(_weight_bytes(shape, linear_itemsize, other_itemsize, quantized, shape.num_experts))
+    weight_bytes = int(model_weight_bytes(shape, linear_itemsize, other_itemsize, quantized, shape.num_experts))
     kv_bytes = shape.kv_cache_bytes(context, batch, kv_itemsize)
-    step_weights = _weight_bytes(shape, linear_itemsize, other_itemsize, quantized, shape.experts_read(batch),
+    step_weights = model_weight_bytes(shape, linear_itemsize, other_itemsize, quantized, shape.experts_read(batch),
                                  embedding_rows=batch)
     launches = decode_launches(shape)
     peak = target.peak(compute_dtype)
@@ -517,7 +517,7 @@ def fit(
         missing = " and ".join(n for n, v in (("memory bandwidth", target.bandwidth), ("peak FLOP/s", peak)) if v is None)
         notes.append(f"{target.label}: {missing} unknown (no spec file), so no time estimates")
     else:
-        prefill_weights = _weight_bytes(shape, linear_itemsize, other_itemsize, quantized, shape.experts_read(batch * prompt),
+        prefill_weights = model_weight_bytes(shape, linear_itemsize, other_itemsize, quantized, shape.experts_read(batch * prompt),
                                         embedding_rows=min(batch * prompt, shape.vocab_size))
         ttft, prefill_bound = _roofline(target, _prefill_flops(shape, batch, prompt),
                                         prefill_weights + shape.kv_cache_bytes(prompt, batch, kv_itemsize), peak, launches)
