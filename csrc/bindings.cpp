@@ -119,6 +119,16 @@ py::dict stats_dict(const hal::ArenaStats& s) {
   return d;
 }
 
+// A writable memoryview of a live block, pinned until the view is gone (which keeps the arena
+// alive): host_buffer for host-addressable arenas, emulation_buffer for a simulator's own kernels.
+py::object block_view(py::object self, uint64_t address, bool for_emulation) {
+  auto& a = self.cast<hal::Arena&>();
+  uint64_t len = 0;
+  void* ptr = for_emulation ? a.pin_block_for_emulation(address, &len) : a.pin_block(address, &len);
+  hal::Arena* ap = &a;
+  return memoryview_of(make_region(self, ptr, len, false, [ap, address] { ap->unpin(address); }));
+}
+
 std::string arena_repr(const hal::Arena& a) {
   const hal::ArenaStats s = a.stats();
   char buf[320];
@@ -250,26 +260,14 @@ the GIL (those of 64 KiB and more).
           "host_addressable: simulated device memory is reachable only through the copy API.")
       .def(
           "host_buffer",
-          [](py::object self, uint64_t address) {
-            auto& a = self.cast<hal::Arena&>();
-            uint64_t len = 0;
-            void* ptr = a.pin_block(address, &len);
-            hal::Arena* ap = &a;
-            return memoryview_of(make_region(self, ptr, len, false, [ap, address] { ap->unpin(address); }));
-          },
+          [](py::object self, uint64_t address) { return block_view(std::move(self), address, false); },
           py::arg("address"),
           "Writable memoryview over the requested bytes of a live block of a host_addressable arena "
           "(ValueError otherwise). The view keeps the arena alive, and a block freed while a view of it "
           "exists is only recycled once the last view is gone.")
       .def(
           "emulation_buffer",
-          [](py::object self, uint64_t address) {
-            auto& a = self.cast<hal::Arena&>();
-            uint64_t len = 0;
-            void* ptr = a.pin_block_for_emulation(address, &len);
-            hal::Arena* ap = &a;
-            return memoryview_of(make_region(self, ptr, len, false, [ap, address] { ap->unpin(address); }));
-          },
+          [](py::object self, uint64_t address) { return block_view(std::move(self), address, true); },
           py::arg("address"),
           "host_buffer for a simulator's own kernels, on any arena: a simulated chip computes on this host, "
           "in its device memory, without a copy. Not for users, who reach device memory through copies.")
