@@ -54,16 +54,13 @@ def __getattr__(name: str):
         from .torch.export import from_torch
 
         return from_torch
-    # Extension ops (hal.ops, and its @hal.kernel decorator) load on first use too.
-    if name == "llm":  # LLM generation (hal.llm) loads on first use
+    # Extension ops (hal.ops, and its @hal.kernel decorator) and LLM generation (hal.llm) load on
+    # first use too.
+    if name in ("ops", "kernel", "llm"):
         import importlib
 
-        return importlib.import_module(".llm", __name__)
-    if name in ("ops", "kernel"):
-        import importlib
-
-        ops = importlib.import_module(".ops", __name__)
-        return ops if name == "ops" else ops.kernel
+        module = importlib.import_module(".llm" if name == "llm" else ".ops", __name__)
+        return module.kernel if name == "kernel" else module
     raise AttributeError(f"module 'hal' has no attribute {name!r}")
 
 
