@@ -74,7 +74,6 @@ def _resolve(name: str) -> ChipSpec | DeviceSpec:
 def _targets(args: argparse.Namespace) -> list[ChipSpec | DeviceSpec]:
     from .. import registry
 
-
     if args.device is not None:
         return [_resolve(args.device.strip())]
     names = [part.strip() for part in args.devices.split(",") if part.strip()]

@@ -389,8 +389,7 @@ class DecoderModel:
         src, src_view = source.allocate(hidden.shape, "float32")
         src_view[...] = hidden
         source.flush()
-        dst = src.to(target.device)
-        target.stream.synchronize()
+        dst = src.to(target.device)  # waits for the copy on the target's stream
         return np.array(target.view(dst))  # a working copy: the layer kernels update it in place
 
     # -- numerics ------------------------------------------------------------------------------------
