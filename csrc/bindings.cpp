@@ -401,4 +401,5 @@ producer's memory, alive.
   m.attr("kDLCUDA") = 2;
   // ---------------------------------------------------------------- kernels
   hal::python::bind_kernels(m);
+  hal::python::bind_llm(m);
 }

@@ -24,30 +24,16 @@ namespace py = pybind11;
 
 namespace hal::python {
 
-namespace {
-
-// Raises the hal.errors class `name` (looked up at raise time: hal is fully imported by then).
-[[noreturn]] void raise_hal(const char* name, const std::string& message) {
-  py::object type = py::module_::import("hal.errors").attr(name);
-  PyErr_SetString(type.ptr(), message.c_str());
-  throw py::error_already_set();
-}
-
-template <class F>
-auto registry_call(F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const hal::ops::RegistryError& e) {
-    raise_hal(e.kind() == hal::ops::RegistryError::Kind::kNotFound ? "KernelNotFoundError" : "KernelLibraryError", e.what());
-  }
-}
-
-std::string label_of(const hal::ops::Kernel& k) { return k.domain + "::" + k.op; }
-
 // numpy dtype objects by hal_dtype code, set by hal.ops (bfloat16 comes from ml_dtypes).
 std::vector<py::object>& numpy_dtypes() {
   static auto* table = new std::vector<py::object>();  // leaked: outlives the interpreter's teardown order
   return *table;
+}
+
+[[noreturn]] void raise_hal(const char* name, const std::string& message) {
+  py::object type = py::module_::import("hal.errors").attr(name);
+  PyErr_SetString(type.ptr(), message.c_str());
+  throw py::error_already_set();
 }
 
 // The hal_dtype code of a numpy array's dtype, or -1. numpy hands out one dtype object per
@@ -63,6 +49,19 @@ int32_t dtype_code_of(const py::array& a) {
   }
   return -1;
 }
+
+namespace {
+
+template <class F>
+auto registry_call(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const hal::ops::RegistryError& e) {
+    raise_hal(e.kind() == hal::ops::RegistryError::Kind::kNotFound ? "KernelNotFoundError" : "KernelLibraryError", e.what());
+  }
+}
+
+std::string label_of(const hal::ops::Kernel& k) { return k.domain + "::" + k.op; }
 
 // Attributes given as a dict (Kernel.run, ONNX nodes), converted to the kernel ABI's hal_attr.
 struct KernelAttrs {

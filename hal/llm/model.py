@@ -122,6 +122,9 @@ class _Stage:
     kernels: DeviceKernels
     layers: range
     weights: list[_Layer]
+    fused: Any = None
+    """hal._C.DecoderLayers running a decode step's layers from C++ (DeviceKernels.fused_decoder),
+    or None: the layers' kernels run one by one (_layer_step)."""
 
 
 class DecoderModel:
@@ -154,6 +157,8 @@ class DecoderModel:
             return
         kernels = [DeviceKernels(d, precision_mode=precision_mode, fc_precision=fc_precision, quantization=quantization) for d in targets]
         self.stages = [_Stage(k, r, [self._layer(k, i) for i in r]) for k, r in zip(kernels, _split_layers(config.num_hidden_layers, len(targets)))]
+        for stage in self.stages:
+            stage.fused = stage.kernels.fused_decoder(stage.weights, config)
         first, last = self.stages[0].kernels, self.stages[-1].kernels
         self._embedding_tensor, self._embedding = first.upload(weights["model.embed_tokens.weight"])
         self._final_norm_tensor, self._final_norm = last.upload(weights["model.norm.weight"])
@@ -300,8 +305,8 @@ class DecoderModel:
         batch, length = ids.shape
         heads = c.num_attention_heads + c.num_key_value_heads
         flat = positions.reshape(-1)
-        cos = np.repeat(self._cos[flat], heads, axis=0)
-        sin = np.repeat(self._sin[flat], heads, axis=0)
+        step_cos, step_sin = self._cos[flat], self._sin[flat]  # [B * S, D/2]
+        cos, sin = np.repeat(step_cos, heads, axis=0), np.repeat(step_sin, heads, axis=0)  # per (row, head)
         seen = past + length
         bias = np.ascontiguousarray(key_mask[:, None, :seen])  # [B, 1, T]: one row serves every query
         if length > 1:  # causal: query s sees cache positions up to past + s; rows are (group head, s)
@@ -320,8 +325,11 @@ class DecoderModel:
                 hidden = k.embed(self._embedding, staged, "embedding")
             else:
                 hidden = self._transfer(hidden, self.stages[index - 1].kernels, k)
-            for slot, layer_index in enumerate(stage.layers):
-                self._layer_step(k, stage.weights[slot], layer_index, hidden, cache[slot], cos, sin, bias, batch, length, past)
+            if stage.fused is not None and length == 1:  # a decode step on the CPU: every layer in one C++ call
+                stage.fused.step(hidden, cache, step_cos, step_sin, key_mask, past)
+            else:
+                for slot, layer_index in enumerate(stage.layers):
+                    self._layer_step(k, stage.weights[slot], layer_index, hidden, cache[slot], cos, sin, bias, batch, length, past)
             if index == len(self.stages) - 1:
                 last = hidden.reshape(batch, length, c.hidden_size)[:, -1, :]
                 normed = k.rms_norm(np.ascontiguousarray(last), self._final_norm, c.rms_norm_eps, "final_norm")

@@ -260,13 +260,32 @@ class DeviceKernels:
             else:
                 y = x @ (lw.weight if lw.weight.dtype == _F32 else lw.weight.astype(np.float32))
             y = self._round(y, lw.round_output)
-            op, wdtype = "MatMul", lw.weight.dtype.name
+            op, wdtype = "MatMul", lw.kind  # the weights' dtype (reading dtype.name costs numpy ~10 us)
             compute = {"int8": str(lw.round_input or "float32")}.get(lw.kind, lw.kind)
         if lw.bias is not None:
             y += lw.bias
         if self.chip is not None:  # the simulated clock; the CPU's is the wall clock
             self.account(name, op, "", (("float32", x.shape), (wdtype, lw.weight.shape)), (("float32", y.shape),), compute)
         return y
+
+    def fused_decoder(self, layers: list, config) -> Any:
+        """The CPU's fused decode step over these layers' weights (hal._C.DecoderLayers,
+        csrc/llm/decoder_layers.h: the same kernels in the same order, run from C++), or None where
+        the kernels must run one by one from Python: on a simulated chip (its numerics round and its
+        clock advances between kernels) and for w8a8 fully connected layers (their activations are
+        quantized here, for quantized_matmul)."""
+        if self.chip is not None or self.linear_kind not in ("float32", "int8"):
+            return None
+        from .. import _C
+
+        def fc(lw: LinearWeights) -> tuple:
+            return lw.weight, lw.scale, lw.bias
+
+        return _C.DecoderLayers(
+            [(w.input_norm, fc(w.qkv), fc(w.o), w.post_norm, fc(w.gate_up), fc(w.down)) for w in layers],
+            hidden_size=config.hidden_size, num_heads=config.num_attention_heads, num_kv_heads=config.num_key_value_heads,
+            head_dim=config.head_dim, intermediate_size=config.intermediate_size, eps=config.rms_norm_eps,
+        )
 
     def rms_norm(self, x: np.ndarray, weight: np.ndarray, eps: float, name: str) -> np.ndarray:
         x = self._round(x, self.vector_round)
