@@ -14,6 +14,10 @@ quantized fully connected layers, BLAS for float ones. Their operands are the de
   their time), which is exact because a decoder step issues all of its work, in order, on one
   stream, and reads a result only through a copy that waits for that stream.
 
+On the CPU, which applies no numerics between kernels and whose clock is the wall clock, a decode
+step's layers run as one C++ call (fused_decoder: hal._C.DecoderLayers, csrc/llm/decoder_layers.h)
+through the same kernels in the same order; prefill runs kernel by kernel everywhere.
+
 Weights are uploaded once, in the layout and dtype the chip keeps them: [in, out] so that a row of
 activations sweeps them in order; float16 on Ascend when precision_mode lowers the Cube ops (CANN
 converts weights so; its FlashAttention kernels take float16 / bfloat16 only, so the KV cache is
