@@ -7,7 +7,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .errors import HalError
+from .cli_options import add_device_option, device_list
+from .errors import HalError, InvalidArgumentError
 from .memory import format_bytes
 
 __all__ = ["main"]
@@ -22,9 +23,44 @@ def _flops(value: float | None) -> str:
     return f"{value:.0f}"
 
 
+def _check_kind(kind: str | None, known) -> None:
+    """An unknown backend name given to --kind or `hal chips KIND`: an error naming the closest."""
+    from .registry import did_you_mean
+
+    if kind is None or kind in known:
+        return
+    guess = did_you_mean(kind, known)
+    raise InvalidArgumentError(f"no backend named '{kind}'" + (f"; did you mean '{guess}'?" if guess else "")
+                               + f" (backends: {', '.join(known) or 'none'})")
+
+
+def _bandwidth(value: float | None) -> str:
+    """Bytes/s as a person reads them: 1.6 TB/s, 512 GB/s (decimal units, as vendors quote links)."""
+    if not value:
+        return "-"
+    for unit, scale in (("TB/s", 1e12), ("GB/s", 1e9), ("MB/s", 1e6)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.0f} B/s"
+
+
+def _figure(value: float, unit: str) -> str:
+    """A spec figure in a person's units: bytes as GiB, bytes/s as TB/s, rates as TFLOP/s, seconds as us."""
+    if unit == "bytes":
+        return format_bytes(int(value))
+    if unit == "bytes/s":
+        return _bandwidth(value)
+    if unit in ("FLOP/s", "OP/s"):
+        return f"{_flops(value)}{unit}"
+    if unit == "s":
+        return f"{value * 1e6:.3g} us"
+    return f"{value:g} {unit}"
+
+
 def _devices_command(args: argparse.Namespace) -> int:
     from . import registry
 
+    _check_kind(args.kind, list(registry.backends()))
     found = registry.devices(args.kind)
     if args.json:
         print(json.dumps([d.spec.to_dict() for d in found], indent=2))
@@ -38,35 +74,55 @@ def _devices_command(args: argparse.Namespace) -> int:
             s.vendor,
             format_bytes(s.memory_bytes),
             _flops(s.peak_flops.get("float16")) + ("FLOP/s" if s.peak_flops.get("float16") else ""),
-            f"{s.mem_bandwidth / 1e9:.0f} GB/s" if s.mem_bandwidth else "-",
+            _bandwidth(s.mem_bandwidth),
             "yes" if s.simulated else "no",
         ))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    _table(rows)
     for name, reason in registry.backend_failures().items():
         print(f"unavailable: {name}: {reason}", file=sys.stderr)
     return 0
 
 
+_COMMON_DTYPES = ("float64", "bfloat16", "float16", "int64", "int8")
+"""Dtypes a framework developer checks a chip for first: `hal chips` lists those it lacks."""
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
 def _chips_command(args: argparse.Namespace) -> int:
+    from collections import Counter
+
     from . import registry
     from .sim import SimulatedBackend
 
-    shown = 0
-    for name, backend in registry.backends().items():
-        if not isinstance(backend, SimulatedBackend) or (args.kind and name != args.kind):
-            continue
-        for chip in backend.chip_models():
-            shown += 1
-            marker = " (default)" if chip.model.lower() == backend.default_model.lower() else ""
-            print(f"{chip.kind}  {chip.model}: {chip.name}{marker}  [{chip.path.name}]")
-            if args.sources:
-                for key, fig in chip.figures.items():
-                    print(f"    {key} = {fig.value:g} {fig.unit}  ({fig.confidence}) {fig.source}")
-    if not shown:
+    simulated = {name: b for name, b in registry.backends().items() if isinstance(b, SimulatedBackend)}
+    _check_kind(args.kind, list(simulated))
+    chips = [(backend, chip) for name, backend in simulated.items() if not args.kind or name == args.kind
+             for chip in backend.chip_models()]
+    if not chips:
         print("no simulated chip backends are loaded", file=sys.stderr)
         return 1
+    rows = [("KIND", "MODEL", "NAME", "VENDOR", "MEMORY", "BANDWIDTH", "FP16", "BF16", "INT8", "LACKS", "SOURCES (high/medium/low)")]
+    for backend, chip in chips:
+        peak = lambda d: _flops(chip.peak_flops[d].value) if d in chip.peak_flops else "-"  # noqa: E731
+        present = {str(d) for d in chip.dtypes}
+        confidence = Counter(f.confidence for f in chip.figures.values())
+        default = "*" if chip.model.lower() == backend.default_model.lower() else ""
+        rows.append((chip.kind, chip.model + default, chip.name, chip.vendor, format_bytes(int(chip.memory_capacity.value)),
+                     _bandwidth(chip.memory_bandwidth.value), peak("float16"), peak("bfloat16"), peak("int8"),
+                     ",".join(d for d in _COMMON_DTYPES if d not in present) or "-",
+                     f"{confidence['high']}/{confidence['medium']}/{confidence['low']}"))
+    _table(rows)
+    print("* the backend's default model; FLOP/s (OP/s for int8) peaks; `hal chips KIND --sources` for every figure's source")
+    if args.sources:
+        for _, chip in chips:
+            print(f"\n{chip.kind} {chip.model} ({chip.path.name}): {chip.source}")
+            for key, fig in chip.figures.items():
+                print(f"    {key} = {_figure(fig.value, fig.unit)}  ({fig.confidence}) {fig.source}")
     return 0
 
 
@@ -108,6 +164,11 @@ def _feeds(sess, args: argparse.Namespace) -> dict:
         have = ", ".join(sorted(symbolic)) or "none (every input shape is fixed)"
         raise InvalidArgumentError(
             f"--dim names {', '.join(unused)} are not symbolic dimensions of the model's inputs; they are: {have}")
+    defaulted = sorted({d for info in sess.model.inputs if info.name not in given
+                        for d in (info.shape or ()) if isinstance(d, str) and d not in dims})
+    if defaulted:
+        print(f"symbolic dimension(s) {', '.join(defaulted)} set to 1 for the random inputs; give --dim NAME=SIZE to choose",
+              file=sys.stderr)
     rng = np.random.default_rng(args.seed)
     feeds = {}
     for info in sess.model.inputs:
@@ -155,7 +216,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    sess = _session(args, _device_list(args.device))
+    sess = _session(args, device_list(args.devices))
     feeds = _feeds(sess, args)
     sess.run(None, feeds)  # warm-up: first-run allocations and caches
     before = _device_clocks(sess)
@@ -177,13 +238,13 @@ def _run_command(args: argparse.Namespace) -> int:
         if end.driver.simulated:
             print(f"simulated time on {device.name}: {event.elapsed_time(end) / args.repeat:.3f} ms per run")
     fallbacks = len(sess.plan.fallbacks)
-    if fallbacks:
-        print(f"{fallbacks} node(s) fell back; see `hal explain`")
+    print(f"{fallbacks} of {len(sess.plan.nodes)} node(s) fell back from {sess.plan.devices[0]}"
+          + ("; `hal explain` says why" if fallbacks else ""))
     return 0
 
 
 def _explain_command(args: argparse.Namespace) -> int:
-    sess = _session(args, _device_list(args.devices))
+    sess = _session(args, device_list(args.devices))
     print(sess.plan.to_json() if args.json else sess.plan.explain())
     return 0
 
@@ -197,14 +258,14 @@ def _profile_command(args: argparse.Namespace) -> int:
         from .llm.cli import build_model, prompt_ids
 
         args.random_config, args.quantization, args.batch = None, "none", 1
-        model = build_model(args, _device_list(args.device))
+        model = build_model(args, device_list(args.devices))
         with profiler.profile() as prof:
             model.generate(prompt_ids(args), args.max_new_tokens)
         path = prof.save(args.output)
         print(f"wrote {path}: {len(prof.events)} events (prefill and {args.max_new_tokens - 1} decode steps); "
               "open it in ui.perfetto.dev or chrome://tracing")
         return 0
-    sess = _session(args, _device_list(args.device))
+    sess = _session(args, device_list(args.devices))
     feeds = _feeds(sess, args)
     sess.run(None, feeds)
     with profiler.profile() as prof:
@@ -213,10 +274,6 @@ def _profile_command(args: argparse.Namespace) -> int:
     path = prof.save(args.output)
     print(f"wrote {path}: {len(prof.events)} events; open it in ui.perfetto.dev or chrome://tracing")
     return 0
-
-
-def _device_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _model_arguments(parser: argparse.ArgumentParser, *, inputs: bool, llm: bool = False) -> None:
@@ -230,8 +287,42 @@ def _model_arguments(parser: argparse.ArgumentParser, *, inputs: bool, llm: bool
         parser.add_argument("--repeat", type=int, default=1, help="runs to time (after one warm-up run)")
 
 
+def _versions() -> str:
+    """hal's version, its ONNX stack's and torch's, the backend contract's, and each backend's
+    (the distribution that registers it), read from package metadata: nothing is imported but hal."""
+    from importlib import metadata
+
+    from . import __version__
+    from .backend import HAL_BACKEND_API, MIN_BACKEND_API
+
+    def version_of(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    lines = [f"hal {__version__}"]
+    lines += [f"{dist} {version_of(dist)}" for dist in ("onnx", "onnxruntime", "numpy", "torch")]
+    lines.append(f"backend contract HAL_BACKEND_API {HAL_BACKEND_API} (loads backends written for {MIN_BACKEND_API}..{HAL_BACKEND_API})")
+    lines.append("backends:")
+    for ep in sorted(metadata.entry_points(group="hal.backends"), key=lambda e: e.name):
+        dist = ep.dist
+        lines.append(f"  {ep.name}: {ep.value}" + (f" ({dist.metadata['Name']} {dist.version})" if dist is not None else ""))
+    return "\n".join(lines)
+
+
+class _VersionAction(argparse.Action):
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the versions of hal, its dependencies and backends")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(_versions())
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hal", description="One device API for many AI chips.")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     devices = sub.add_parser("devices", help="list every device of every backend",
@@ -249,14 +340,14 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a model on a device and summarise its outputs",
                          description="Run an ONNX model; print each output's summary, wall time and simulated time.")
     _model_arguments(run, inputs=True)
-    run.add_argument("--device", default="cpu", help="device, or a comma-separated priority list (default cpu)")
+    add_device_option(run, default="cpu", help="device, or a comma-separated priority list (default cpu)")
     run.set_defaults(run=_run_command)
 
     explain = sub.add_parser("explain", help="show where every node of a model would run and why",
                              description="Show the placement plan: per node its device or fallback reason, "
                                          "transfers, and estimated time per device.")
     _model_arguments(explain, inputs=False)
-    explain.add_argument("--devices", default="cpu", help="comma-separated devices in priority order")
+    add_device_option(explain, default="cpu", help="device, or comma-separated devices in priority order (default cpu)")
     explain.add_argument("--placement", choices=("priority", "cost"), default="priority")
     explain.add_argument("--strict", action="store_true", help="no fallback: fail listing what the first device lacks")
     explain.add_argument("--json", action="store_true", help="machine-readable plan")
@@ -266,7 +357,7 @@ def _parser() -> argparse.ArgumentParser:
                           description="Run a model and write a trace: a track per device and stream, copies "
                                       "shown, on the simulated and the wall clock.")
     _model_arguments(prof, inputs=True, llm=True)
-    prof.add_argument("--device", default="cpu", help="device, or a comma-separated priority list")
+    add_device_option(prof, default="cpu", help="device, or a comma-separated priority list (default cpu)")
     prof.add_argument("-o", "--output", default="trace.json", help="where to write the trace (default trace.json)")
     prof.add_argument("--prompt-ids", default="1,2,3", help="for an LLM folder: the prompt's token ids (default 1,2,3)")
     prof.add_argument("--max-new-tokens", type=int, default=16, help="for an LLM folder: tokens to generate (default 16)")
@@ -279,15 +370,33 @@ def _parser() -> argparse.ArgumentParser:
 
     add_llm_parser(sub)
     add_generate_parser(sub)
+    _mark_subcommands(parser)
     return parser
 
 
+def _mark_subcommands(parser: argparse.ArgumentParser) -> None:
+    """Each (sub)subcommand's parser records itself, so that main reports an error with that
+    command's usage and name ("hal llm fit: error: ...")."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                subparser.set_defaults(subcommand_parser=subparser)
+                _mark_subcommands(subparser)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    # parse_known_args, then the subcommand's own parser reports what is left: argparse would
+    # otherwise answer an unknown option of `hal explain` with hal's top-level usage.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        args.subcommand_parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.run(args)
     except HalError as exc:
-        print(f"hal: error: {exc}", file=sys.stderr)
+        if isinstance(exc, InvalidArgumentError):  # about what was typed: show how to type it
+            args.subcommand_parser.print_usage(sys.stderr)
+        print(f"{args.subcommand_parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `hal explain model.onnx | head`: the reader left, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

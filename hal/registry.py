@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .backend import HAL_BACKEND_API, MIN_BACKEND_API, Backend
@@ -24,7 +25,7 @@ from .errors import BackendError, DeviceNotFoundError, InvalidArgumentError
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
-__all__ = ["BackendLoadWarning", "backends", "devices", "device", "default_device", "reset"]
+__all__ = ["BackendLoadWarning", "backends", "devices", "device", "default_device", "did_you_mean", "reset"]
 
 ENTRY_POINT_GROUP = "hal.backends"
 
@@ -161,10 +162,21 @@ def device(name: str | Device | None = None) -> Device:
         if kind not in ("cpu", "cuda") and not kind.startswith("torch."):  # real devices: no count to set
             hint += f"; HAL_SIM_DEVICES={kind}=N sets how many simulated ones appear"
         raise DeviceNotFoundError(f"no device {full}: {hint} (available: {available})")
+    guess = did_you_mean(kind, [*_registry.backends, *_registry.failures])
+    suggestion = f"; did you mean '{guess}:{full.partition(':')[2]}'?" if guess else ""
     raise DeviceNotFoundError(
-        f"no backend named '{kind}' (available devices: {available}); install the backend's "
+        f"no backend named '{kind}'{suggestion} (available devices: {available}); install the backend's "
         "package, or check HAL_BACKENDS"
     )
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate closest to a misspelt name ("ascnd" -> "ascend"), or None when none is close
+    (difflib's ratio >= 0.6, its default cutoff)."""
+    import difflib  # here, not at import: `import hal` stays light
+
+    matches = difflib.get_close_matches(name, list(candidates), n=1)
+    return matches[0] if matches else None
 
 
 def default_device() -> Device:

@@ -90,14 +90,17 @@ class Support:
     needs_opset: int | None = None
     """With a no: the ai.onnx opset from which the backend runs this op (an older model's node
     would run after conversion with onnx's version converter, which the session tries)."""
+    source: str = ""
+    """Where the answer comes from (an op table's row and its citation): the plan's JSON keeps it
+    beside the short reason, plan.explain() leaves it out."""
 
     @classmethod
-    def yes(cls, note: str = "", *, slow: bool = False) -> Support:
-        return cls(True, "", note, slow)
+    def yes(cls, note: str = "", *, slow: bool = False, source: str = "") -> Support:
+        return cls(True, "", note, slow, source=source)
 
     @classmethod
-    def no(cls, reason: str, *, needs_opset: int | None = None) -> Support:
-        return cls(False, reason, needs_opset=needs_opset)
+    def no(cls, reason: str, *, needs_opset: int | None = None, source: str = "") -> Support:
+        return cls(False, reason, needs_opset=needs_opset, source=source)
 
     def __bool__(self) -> bool:
         return self.supported

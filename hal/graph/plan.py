@@ -15,9 +15,13 @@ class NodePlan:
     op: str
     device: str
     reason: str
-    """Why it is not on the first listed device, or a note on how it runs there; empty otherwise."""
+    """Why it runs where it does: why not on the first listed device, or which listed device
+    supports it first (priority) or costs least (cost), with a note on how it runs there."""
     estimated_s: float | None
     slow: bool = False
+    source: str = ""
+    """Where the deciding answer comes from (the chip's op table row and its citation); in the
+    JSON, not in explain()'s text."""
 
 
 @dataclass(frozen=True)

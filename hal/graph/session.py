@@ -238,7 +238,8 @@ class InferenceSession:
             estimates[device.name] = estimates.get(device.name, 0.0) + seconds
             where = listed_names.index(device.name) if device.name in listed_names else None
             slow = where is not None and answers[n.name][where].slow
-            node_plans.append(NodePlan(n.name, n.qualified_op, device.name, placed.reasons.get(n.name, ""), seconds, slow))
+            reason, source = _placement_reason(n, device.name, where, answers[n.name], placed.reasons.get(n.name, ""), placement)
+            node_plans.append(NodePlan(n.name, n.qualified_op, device.name, reason, seconds, slow, source))
         producer_device = {t.name: placed.assignment[n.name] for n in nodes for t in n.outputs}
         infos = self.model.tensors
         transfers = []
@@ -299,7 +300,9 @@ class InferenceSession:
             if recording is None:
                 return self._fast_session.run(names, feeds)
             with recording.span(self._steps[0].partition.name, self.host.name, "compute"):
-                return self._fast_session.run(names, feeds)
+                # the program, not its one onnxruntime session: it records each node's slice
+                results = self._steps[0].executable.program.run(feeds)
+            return [results[name] for name in names]
         results = self._execute({name: as_value(value) for name, value in feeds.items()}, names)
         # host results are the arrays onnxruntime returned: hand them over without a copy
         return [t.host_view() if t.device is self.host else t.numpy() for t in (results[n] for n in names)]
@@ -371,3 +374,18 @@ class InferenceSession:
 
         found = next(t for t in self.model.proto.graph.initializer if t.name == name)
         return as_tensor(numpy_helper.to_array(found))
+
+
+def _placement_reason(node, device: str, where: int | None, answers, given: str, placement: str) -> tuple[str, str]:
+    """(reason, source) of a node's place in the plan. The placer explains a node that left the
+    first listed device (given); a node on it gets which rule put it there, and either way the
+    source of the deciding backend answer (the first device's no, or the chosen device's yes)."""
+    if where is None:  # the host, for shape work
+        return given, ""
+    first, chosen = answers[0], answers[where]
+    source = first.source if where != 0 else chosen.source
+    if given:
+        return given, source
+    rule = (f"first listed device that supports {node.qualified_op} at opset {node.opset}" if placement == "priority"
+            else f"cost: the cheapest listed device for {node.qualified_op}, copies included")
+    return rule + (f"; {chosen.note}" if chosen.note else ""), source

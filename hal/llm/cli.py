@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..cli_options import add_device_option, device_list
 from ..errors import InvalidArgumentError
 from ..memory import format_bytes
 
@@ -71,14 +72,21 @@ def _resolve(name: str) -> ChipSpec | DeviceSpec:
     return registry.device(name).spec
 
 
+def _breakdown(args: argparse.Namespace) -> bool:
+    """One device or chip model named (not 'all'): a breakdown; several: a table."""
+    names = device_list(args.devices)
+    return len(names) == 1 and names[0] != "all"
+
+
 def _targets(args: argparse.Namespace) -> list[ChipSpec | DeviceSpec]:
     from .. import registry
 
-    if args.device is not None:
-        return [_resolve(args.device.strip())]
-    names = [part.strip() for part in args.devices.split(",") if part.strip()]
+    names = device_list(args.devices)
     if not names:
-        raise InvalidArgumentError("--devices takes 'all' or a comma-separated list of devices or chip models")
+        raise InvalidArgumentError("give --device DEVICE (a breakdown for one device or chip model) or --devices all, or a "
+                                   "comma-separated list of devices and chip models (a table)")
+    if _breakdown(args):
+        return [_resolve(names[0])]
     if names == ["all"]:
         return [*_simulated_chips(), registry.device("cpu:0").spec]
     found: dict[tuple[str, str], ChipSpec | DeviceSpec] = {}
@@ -152,9 +160,9 @@ def _fit_command(args: argparse.Namespace) -> int:
         for target in _targets(args)
     ]
     if args.json:
-        payload = reports[0].to_dict() if args.device is not None else [r.to_dict() for r in reports]
+        payload = reports[0].to_dict() if _breakdown(args) else [r.to_dict() for r in reports]
         print(json.dumps(payload, indent=2))
-    elif args.device is not None:
+    elif _breakdown(args):
         _print_report(reports[0])
     else:
         _print_table(reports)
@@ -175,10 +183,9 @@ def add_llm_parser(sub: argparse._SubParsersAction) -> None:
                     "decode speed is that of the last position of the window, where the KV cache is largest.")
     fit.add_argument("--config", required=True, metavar="CONFIG",
                      help=f"a config.json, a model folder holding one, or a preset: {', '.join(preset_names())}")
-    where = fit.add_mutually_exclusive_group(required=True)
-    where.add_argument("--device", help="one device (ascend:0, kunlun, cpu) or chip model (910B, R200): a breakdown")
-    where.add_argument("--devices", help="'all' (every simulated chip model shipped, and cpu) or a comma-separated "
-                                         "list of devices and chip models: a table, a row per chip model")
+    add_device_option(fit, default=None, help="one device (ascend:0, kunlun, cpu) or chip model (910B, R200): a breakdown; "
+                                               "'all' (every simulated chip model shipped, and cpu) or a comma-separated list "
+                                               "of devices and chip models: a table, a row per chip model")
     fit.add_argument("--context", type=int, default=4096, help="positions per sequence, prompt included (default 4096)")
     fit.add_argument("--batch", type=int, default=1, help="sequences decoded together (default 1)")
     fit.add_argument("--prompt", type=int, help="prompt tokens prefilled per sequence (default: the whole context)")
@@ -186,7 +193,7 @@ def add_llm_parser(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--quantization", choices=_QUANTIZATIONS, default="none",
                      help="per-channel weight-only quantization of the matmul weights (float32 scales)")
     fit.add_argument("--kv-dtype", choices=FLOAT_DTYPES, help="KV cache dtype (default: --dtype)")
-    fit.add_argument("--json", action="store_true", help="machine-readable: an object for --device, a list for --devices")
+    fit.add_argument("--json", action="store_true", help="machine-readable: an object for one device, a list for several")
     fit.set_defaults(run=_fit_command)
 
 
@@ -211,8 +218,7 @@ def add_generate_parser(sub: Any) -> None:
                                         "and decode tokens/s on the wall clock and on each simulated chip's clock.")
     parser.add_argument("model", nargs="?", help="a Hugging Face model folder (config.json + *.safetensors)")
     add_generation_arguments(parser)
-    parser.add_argument("--device", default=None, help="device (default cpu), or a comma-separated list: layers split in order")
-    parser.add_argument("--devices", default=None, help="the same as a comma-separated --device list")
+    add_device_option(parser, default="cpu", help="device (default cpu), or a comma-separated list: layers split in order")
     parser.add_argument("--precision-mode", help="Ascend CANN precision_mode (default: the chip's documented default)")
     parser.add_argument("--fc-precision", help="Kunlun fully connected compute type (default int16)")
     parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
@@ -264,8 +270,7 @@ def build_model(args: argparse.Namespace, devices: list[str]):
 def _generate_command(args: argparse.Namespace) -> int:
     from .. import profiler
 
-    devices = [d.strip() for d in (args.devices or args.device or "cpu").split(",") if d.strip()]
-    model = build_model(args, devices)
+    model = build_model(args, device_list(args.devices))
     ids = prompt_ids(args)
     progress = _progress(args.max_new_tokens, quiet=args.json)
     kwargs = dict(do_sample=args.sample, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,

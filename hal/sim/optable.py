@@ -58,21 +58,23 @@ class OpTable:
     def _supports(self, node: NodeInfo, chip: ChipSpec) -> Support:
         domain = "" if node.domain in ("", "ai.onnx") else node.domain
         row = self.rows.get((domain, node.op_type))
+        where = f"{self.path.parent.name}/{self.path.name}"
         if row is None:
             why = self.missing.get(node.op_type)
-            detail = f" ({why})" if why else f" (not in {self.path.name})"
-            return Support.no(f"{chip.name} has no {node.qualified_op}{detail}")
+            source = f"{where}: [missing] {node.op_type}: {why}" if why else f"{where}: no row for {node.qualified_op}"
+            return Support.no(f"{chip.name} has no {node.qualified_op}", source=source)
+        source = f"{where}: [ops.{node.op_type}] {row.source}"
         if row.chips is not None and not any(c.lower() == chip.model.lower() for c in row.chips):
-            return Support.no(f"{chip.name} has no {node.op_type}: only {', '.join(sorted(row.chips))} have it ({row.source})")
+            return Support.no(f"{chip.name} has no {node.op_type}: only {', '.join(sorted(row.chips))} have it", source=source)
         version = since_version(node) or node.opset
         if version < row.first_opset or (row.last_opset is not None and version > row.last_opset):
             span = f"opset {row.first_opset}" + (f" through {row.last_opset}" if row.last_opset else " and later")
             newer = row.first_opset if version < row.first_opset and domain == "" else None
             return Support.no(f"{chip.name} runs {node.op_type} for {span}; this model's {node.op_type} is opset {version}",
-                              needs_opset=newer)
+                              needs_opset=newer, source=source)
         for dtype in node.dtypes:
             if dtype is DType.FLOAT64:
-                return Support.no(f"float64 is not supported on {chip.name}; cast the model to float32")
+                return Support.no(f"float64 is not supported on {chip.name}; cast the model to float32", source=str(chip.path))
         allowed = row.dtypes_for(chip.model) & frozenset(chip.dtypes)
         bound = formal_types(node) or {}
         main = next(iter(bound), None)  # the op's primary type constraint ("T"), the one the table lists
@@ -84,9 +86,9 @@ class OpTable:
                 narrowed = True
                 continue
             names = ", ".join(sorted(str(d) for d in allowed)) or "nothing"
-            return Support.no(f"{chip.name} computes {node.op_type} in {names}, not {dtype}")
+            return Support.no(f"{chip.name} computes {node.op_type} in {names}, not {dtype}", source=source)
         note = f"int64 narrowed to int32 ({chip.name} has no int64 {node.op_type})" if narrowed else ""
-        return Support.yes(note)
+        return Support.yes(note, source=source)
 
     def narrows_int64(self, support: Support) -> bool:
         return support.supported and support.note.startswith("int64 narrowed")

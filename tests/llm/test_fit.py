@@ -212,7 +212,7 @@ def test_cli_json_and_a_config_path(tmp_path, capsys):
 def test_cli_errors_exit_2(args, message, capsys):
     assert main(["llm", "fit", "--device", "cpu", *args]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("hal: error: ") and message in err
+    assert "hal llm fit: error: " in err and message in err
 
 
 def test_cli_unreadable_config_exits_2(tmp_path, capsys):
