@@ -45,7 +45,8 @@ def _bandwidth(value: float | None) -> str:
 
 
 def _figure(value: float, unit: str) -> str:
-    """A spec figure in a person's units: bytes as GiB, bytes/s as TB/s, rates as TFLOP/s, seconds as us."""
+    """A spec figure in a person's units: bytes as GiB, bytes/s as TB/s, rates as TFLOP/s, seconds as
+    us, clocks as GHz."""
     if unit == "bytes":
         return format_bytes(int(value))
     if unit == "bytes/s":
@@ -54,6 +55,8 @@ def _figure(value: float, unit: str) -> str:
         return f"{_flops(value)}{unit}"
     if unit == "s":
         return f"{value * 1e6:.3g} us"
+    if unit == "Hz":
+        return f"{value / 1e9:.3g} GHz" if value >= 1e9 else f"{value / 1e6:.3g} MHz"
     return f"{value:g} {unit}"
 
 
