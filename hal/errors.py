@@ -7,6 +7,7 @@ __all__ = [
     "UnsupportedDTypeError",
     "DeviceNotFoundError",
     "BackendError",
+    "InvalidSpecError",
     "DeviceError",
     "DeviceLostError",
     "OutOfMemoryError",
@@ -37,6 +38,11 @@ class DeviceNotFoundError(HalError, LookupError):
 
 class BackendError(HalError):
     """A backend plugin is broken: failed to import, wrong API version, bad spec file."""
+
+
+class InvalidSpecError(BackendError):
+    """A chip spec file or op table is wrong: a figure missing or negative, an unknown dtype, an op
+    onnx does not know. The message names the file, the key and its line; nothing of the file loads."""
 
 
 class DeviceError(HalError):

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from ..datafile import read_toml
 from ..dtypes import DType, dtype as as_dtype
-from ..errors import BackendError, UnsupportedDTypeError
+from ..errors import InvalidSpecError, UnsupportedDTypeError
 from ..graph.capability import NodeInfo, Support
 from ..graph.host import formal_types, since_version
-from .spec import ChipSpec
+from .spec import ChipSpec, spec_error
 
 __all__ = ["OpRow", "OpTable", "load_op_table"]
 
@@ -96,30 +96,35 @@ class OpTable:
 
 def _dtypes(path: Path, key: str, names: object) -> frozenset[DType]:
     if not isinstance(names, list):
-        raise BackendError(f"op table {path}: {key} must be a list of dtype names")
+        raise spec_error("op table", path, key, "must be a list of dtype names")
     try:
         return frozenset(as_dtype(n) for n in names)
     except UnsupportedDTypeError as exc:
-        raise BackendError(f"op table {path}: {key}: {exc}") from None
+        raise spec_error("op table", path, key, str(exc)) from None
 
 
 @functools.lru_cache(maxsize=None)
 def load_op_table(path: str | Path) -> OpTable:
+    import onnx
+
     path = Path(path)
-    data = read_toml(path, "op table")
+    data = read_toml(path, "op table", InvalidSpecError)
     if data.get("schema") != 1:
-        raise BackendError(f"op table {path}: schema must be 1")
+        raise spec_error("op table", path, "schema", f"must be 1, got {data.get('schema')!r}")
     rows: dict[tuple[str, str], OpRow] = {}
     for op_type, raw in data.get("ops", {}).items():
         key = f"ops.{op_type}"
+        domain = raw.get("domain", "")
+        if domain in ("", "ai.onnx") and not onnx.defs.has(op_type):
+            raise spec_error("op table", path, key, f"onnx {onnx.__version__} has no operator {op_type!r} (op names are "
+                                                    "case-sensitive, as onnx spells them: Relu, MatMul)")
         opsets = raw.get("opsets")
-        if not isinstance(opsets, list) or not 1 <= len(opsets) <= 2 or not all(isinstance(v, int) for v in opsets):
-            raise BackendError(f"op table {path}: {key}.opsets must be [first] or [first, last]")
+        if not isinstance(opsets, list) or not 1 <= len(opsets) <= 2 or not all(isinstance(v, int) and v >= 1 for v in opsets):
+            raise spec_error("op table", path, f"{key}.opsets", "must be [first] or [first, last], opset numbers >= 1")
         if not str(raw.get("source", "")).strip():
-            raise BackendError(f"op table {path}: {key} must name its source")
+            raise spec_error("op table", path, key, "must name its source")
         by_chip = {chip: _dtypes(path, f"{key}.dtypes_by_chip.{chip}", names) for chip, names in raw.get("dtypes_by_chip", {}).items()}
         chips = raw.get("chips")
-        domain = raw.get("domain", "")
         rows[(domain, op_type)] = OpRow(
             op_type=op_type,
             domain=domain,

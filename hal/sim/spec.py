@@ -14,14 +14,17 @@ from typing import Any
 
 from ..device import DeviceSpec
 from ..dtypes import DType, dtype as as_dtype
-from ..datafile import read_toml
-from ..errors import BackendError, UnsupportedDTypeError
+from ..datafile import key_line, read_toml
+from ..errors import BackendError, InvalidSpecError, UnsupportedDTypeError
 from ..memory import AllocationRule
 
-__all__ = ["Figure", "ChipSpec", "load_chip_spec", "find_chip_spec", "list_chip_specs"]
+__all__ = ["Figure", "Software", "ChipSpec", "load_chip_spec", "find_chip_spec", "list_chip_specs", "COMPATIBILITY"]
 
 SCHEMA_VERSION = 1
 CONFIDENCE_LEVELS = ("high", "medium", "low")
+COMPATIBILITY = ("cuda", "rocm", "own")
+"""What a chip's software stack offers a framework developer: CUDA's programming model and APIs
+(code written for CUDA runs with little change), ROCm's (HIP), or the vendor's own."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,22 @@ class Figure:
     source: str
     confidence: str
     note: str = ""
+
+
+@dataclass(frozen=True)
+class Software:
+    """How the real chip is reached from a framework ([software] in the spec file)."""
+
+    stack: str
+    """The vendor's software stack ("Cambricon Neuware (CNRT, CNNL, BANG C)")."""
+    compatibility: str
+    """One of COMPATIBILITY."""
+    torch_package: str
+    """The vendor's PyTorch plugin ("torch_mlu"): installed, it gives torch this chip's devices."""
+    torch_device: str
+    """The device type torch uses with that plugin ("mlu"; "cuda" where the stack takes CUDA's
+    or ROCm's name): hal reaches the real chip through torch.<name> devices."""
+    source: str
 
 
 @dataclass(frozen=True)
@@ -58,6 +77,7 @@ class ChipSpec:
     peak_flops: dict[str, Figure]
     peer_link: str | None = None
     peer_link_bandwidth: Figure | None = None
+    software: Software | None = None
     figures: dict[str, Figure] = field(default_factory=dict)
     """Every figure of the file by dotted key ("memory.capacity"), for reports."""
 
@@ -87,21 +107,25 @@ class ChipSpec:
                 "peer_link": self.peer_link,
                 "peer_link_bandwidth": self.peer_link_bandwidth.value if self.peer_link_bandwidth else None,
                 "default_precision_mode": self.default_precision_mode,
+                "software": None if self.software is None else {
+                    "stack": self.software.stack, "compatibility": self.software.compatibility,
+                    "torch_package": self.software.torch_package, "torch_device": self.software.torch_device,
+                },
                 "spec_file": str(self.path),
             },
         )
 
 
 class _Reader:
-    """Walks the parsed TOML, turning every problem into a BackendError naming file and key."""
+    """Walks the parsed TOML, turning every problem into an InvalidSpecError naming file, key and line."""
 
     def __init__(self, path: Path, data: dict[str, Any]):
         self.path = path
         self.data = data
         self.figures: dict[str, Figure] = {}
 
-    def fail(self, key: str, problem: str) -> BackendError:
-        return BackendError(f"chip spec {self.path}: {key}: {problem}")
+    def fail(self, key: str, problem: str) -> InvalidSpecError:
+        return spec_error("chip spec", self.path, key, problem)
 
     def table(self, key: str, optional: bool = False) -> dict[str, Any] | None:
         node: Any = self.data
@@ -155,14 +179,24 @@ class _Reader:
         return int(found.value)
 
 
+def spec_error(what: str, path: Path, key: str, problem: str) -> InvalidSpecError:
+    """'chip spec /x/chip.toml, line 14: memory.bandwidth: value must be a number > 0, got -1'"""
+    try:
+        line = key_line(path.read_text(encoding="utf-8"), key)
+    except OSError:
+        line = None
+    return InvalidSpecError(f"{what} {path}{f', line {line}' if line else ''}: {key}: {problem}")
+
+
 def load_chip_spec(path: str | Path) -> ChipSpec:
-    """Parses and validates one spec file; a BackendError says what is wrong and where."""
+    """Parses and validates one spec file, all of it or nothing; an InvalidSpecError says what is
+    wrong, and where: the file, the key and its line."""
     return _load(Path(path).resolve())
 
 
 @functools.lru_cache(maxsize=None)
 def _load(path: Path) -> ChipSpec:
-    data = read_toml(path, "chip spec")
+    data = read_toml(path, "chip spec", InvalidSpecError)
     r = _Reader(path, data)
     if data.get("schema") != SCHEMA_VERSION:
         raise r.fail("schema", f"must be {SCHEMA_VERSION}, got {data.get('schema')!r}")
@@ -211,11 +245,26 @@ def _load(path: Path) -> ChipSpec:
         peak_flops=peak,
         peer_link=r.text("peer_link", "name") if has_peer else None,
         peer_link_bandwidth=r.figure("peer_link", "bandwidth") if has_peer else None,
+        software=_software(r),
     )
     for optional in ("cores", "clock"):
         r.figure("compute", optional, optional=True)
     object.__setattr__(spec, "figures", dict(r.figures))
     return spec
+
+
+def _software(r: _Reader) -> Software | None:
+    table = r.table("software", optional=True)
+    if table is None:
+        return None
+    unknown = set(table) - {"stack", "compatibility", "torch_package", "torch_device", "source"}
+    if unknown:
+        raise r.fail("software", f"unknown fields {sorted(unknown)}")
+    compatibility = r.text("software", "compatibility")
+    if compatibility not in COMPATIBILITY:
+        raise r.fail("software.compatibility", f"must be one of {COMPATIBILITY}, got {compatibility!r}")
+    return Software(r.text("software", "stack"), compatibility, r.text("software", "torch_package"),
+                    r.text("software", "torch_device"), r.text("software", "source"))
 
 
 def list_chip_specs(chips_dir: str | Path) -> list[ChipSpec]:

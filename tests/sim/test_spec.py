@@ -83,3 +83,70 @@ def test_user_described_chip_through_hal_sim_devices(fresh_registry, tmp_path):
 def test_unknown_model_lists_the_known_ones():
     with pytest.raises(hal.BackendError, match="910B"):
         find_chip_spec(CHIP_DIRS[0], "999X")
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), start=1) if needle in line)
+
+
+@pytest.mark.parametrize(
+    "edit, key, needle",
+    [  # (the edit, the key the error names, text on the line it must point at)
+        (lambda t: t.replace("bandwidth   = { value = 1.6e12", "bandwidth   = { value = -1.6e12", 1), "memory.bandwidth", "bandwidth   ="),
+        (lambda t: _remove_line(t, "launch_overhead"), "compute.launch_overhead", "[compute]"),
+        (lambda t: t.replace('"bfloat16",', '"bfloat17",', 1), "compute.dtypes", "dtypes ="),
+        (lambda t: t.replace("float16  = {", "float17  = {", 1), "compute.peak_flops.float17", "float17"),
+        (lambda t: t.replace("[host_link]", '[software]\nstack = "x"\ncompatibility = "opencl"\ntorch_package = "t"\n'
+                             'torch_device = "d"\nsource = "s"\n\n[host_link]'), "software.compatibility", "compatibility ="),
+    ],
+)
+def test_a_bad_figure_is_an_invalid_spec_error_naming_file_key_and_line(tmp_path: Path, edit, key, needle):
+    path = tmp_path / "bad_chip.toml"
+    text = edit(GOOD)
+    path.write_text(text)
+    with pytest.raises(hal.InvalidSpecError) as caught:
+        load_chip_spec(path)
+    message = str(caught.value)
+    assert message.startswith(f"chip spec {path}, line {_line_of(text, needle)}: {key}: "), message
+    path.write_text(GOOD)  # fixed: the same path now loads whole (nothing of the bad file was kept)
+    assert load_chip_spec(path).memory_bandwidth.value == 1.6e12
+
+
+def _remove_line(text: str, needle: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.startswith(needle))
+
+
+def test_the_software_table_says_how_the_real_chip_is_reached(tmp_path: Path):
+    path = tmp_path / "chip.toml"
+    path.write_text(GOOD.replace("[host_link]", '[software]\nstack = "CANN"\ncompatibility = "own"\ntorch_package = "torch_npu"\n'
+                                                '[software.extra]\n\n[host_link]'))
+    with pytest.raises(hal.InvalidSpecError, match="software: unknown fields"):
+        load_chip_spec(path)
+    path.write_text(GOOD.replace("[host_link]", '[software]\nstack = "CANN"\ncompatibility = "own"\ntorch_package = "torch_npu"\n'
+                                                'torch_device = "npu"\nsource = "Ascend/pytorch"\n\n[host_link]'))
+    spec = load_chip_spec(path)
+    assert (spec.software.compatibility, spec.software.torch_device) == ("own", "npu")
+    assert spec.device_spec(0).details["software"]["torch_package"] == "torch_npu"
+
+
+OPS = (REPO / "backends" / "hal_kunlun" / "ops.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    "edit, key, needle",
+    [
+        (lambda t: t.replace("[ops.Abs]", "[ops.Abss]", 1), "ops.Abss", "[ops.Abss]"),
+        (lambda t: t.replace("[ops.Abs]\nopsets = [6]", "[ops.Abs]\nopsets = [0]", 1), "ops.Abs.opsets", "opsets = [0]"),
+        (lambda t: t.replace('dtypes = ["float16", "float32"]', 'dtypes = ["float16", "float33"]', 1), "ops.Abs.dtypes", "float33"),
+    ],
+)
+def test_a_bad_op_table_is_an_invalid_spec_error_naming_file_key_and_line(tmp_path: Path, edit, key, needle):
+    from hal.sim.optable import load_op_table
+
+    path = tmp_path / "ops.toml"
+    text = edit(OPS)
+    assert text != OPS
+    path.write_text(text)
+    with pytest.raises(hal.InvalidSpecError) as caught:
+        load_op_table(path)
+    assert str(caught.value).startswith(f"op table {path}, line {_line_of(text, needle)}: {key}"), str(caught.value)
