@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from queue import SimpleQueue
 
 import numpy as np
@@ -132,8 +132,11 @@ class WorkerStream(StreamDriver):
         self._clock = 0.0  # simulated seconds at the tail of the stream
         self.stream_id = next(_stream_ids)
 
-    def submit(self, name: str, fn: Callable[[], None], device_seconds: float = 0.0, category: str = "compute") -> None:
-        """Queues fn; on a simulated chip it takes device_seconds of device time."""
+    def submit(self, name: str, fn: Callable[[], None], device_seconds: float = 0.0, category: str = "compute",
+               parts: Sequence[profiler.TracePart] = ()) -> None:
+        """Queues fn; on a simulated chip it takes device_seconds of device time. parts: what
+        those seconds are made of (a partition's nodes, adding up to device_seconds), shown nested
+        in the op's slice on the simulated clock by a profiler; ignored when none is active."""
         recorder = profiler.active()
         if recorder is None:
             self._put(name, fn, always_run=False, device_seconds=device_seconds)
@@ -146,12 +149,15 @@ class WorkerStream(StreamDriver):
                 fn()
             finally:
                 end_clock = box[0] if box else None
-                recorder.record(profiler.TraceEvent(
+                op = profiler.TraceEvent(
                     name, category, self.label, f"stream {self.stream_id}", start, time.perf_counter(),
                     device_start=(end_clock - device_seconds) if self.simulated and end_clock is not None else None,
                     device_end=end_clock if self.simulated else None,
                     simulated=self.simulated,
-                ))
+                )
+                recorder.record(op)
+                if parts and self.simulated:
+                    recorder.record_parts(op, parts)
 
         self._put(name, traced, always_run=False, device_seconds=device_seconds, clock_box=box)
 

@@ -181,6 +181,27 @@ def test_profile_writes_a_trace_on_both_clocks(models, tmp_path):
     assert any(e["cat"] == "compute" for e in events if e["ph"] == "X")
 
 
+@pytest.mark.parametrize("device", ["ascend:0", "cpu"])
+def test_profile_trace_shows_each_node_inside_its_partition(models, tmp_path, capsys, device):
+    from hal.cli import main
+
+    trace_path = tmp_path / "trace.json"
+    assert main(["profile", str(models / "mlp.onnx"), "--device", device, "-o", str(trace_path), "--repeat", "2"]) == 0
+    assert f"wrote {trace_path}" in capsys.readouterr().out
+    events = json.loads(trace_path.read_text())["traceEvents"]
+    clock = "simulated" if device != "cpu" else "wall"
+    (pid,) = [e["pid"] for e in events if e["ph"] == "M" and e["name"] == "process_name" and e["args"]["name"].endswith(f"({clock} clock)")]
+    graph = {n.name: n.op_type for n in onnx.load(models / "mlp.onnx").graph.node}
+    slices = [e for e in events if e["ph"] == "X" and e["pid"] == pid]
+    partitions = [e for e in slices if e["cat"] == "compute" and "node" not in e["args"]]
+    assert len(partitions) == 2  # the model is one partition, run twice
+    for partition in partitions:
+        inside = [e for e in slices if e["tid"] == partition["tid"] and e["args"].get("node") in graph
+                  and partition["ts"] <= e["ts"] and e["ts"] + e["dur"] <= partition["ts"] + partition["dur"] + 1e-6]
+        assert sorted(e["args"]["node"] for e in inside) == sorted(graph)
+        assert all(e["name"] == f"{graph[e['args']['node']]} ({e['args']['node']})" for e in inside)
+
+
 # ----------------------------------------------------------------------------------------- errors
 
 

@@ -43,6 +43,14 @@ class TensorInfo:
             return None
         return self.shape  # type: ignore[return-value]
 
+    def describe(self) -> str:
+        """"float32[1,64]", "float32[batch,64]" ("?": a size or rank not known), or the kind of
+        a value that is not a tensor."""
+        if not self.is_tensor:
+            return self.kind
+        dims = "?" if self.shape is None else ",".join("?" if d is None else str(d) for d in self.shape)
+        return f"{self.dtype if self.dtype is not None else '?'}[{dims}]"
+
 
 @dataclass(frozen=True)
 class NodeInfo:
@@ -76,6 +84,11 @@ class NodeInfo:
     @property
     def qualified_op(self) -> str:
         return f"{self.domain}::{self.op_type}" if self.domain not in ("", "ai.onnx") else self.op_type
+
+    @property
+    def label(self) -> str:
+        """"MatMul (proj)": the op and the node's name, as a profile names the node's slice."""
+        return f"{self.qualified_op} ({self.name})" if self.name else self.qualified_op
 
 
 @dataclass(frozen=True)

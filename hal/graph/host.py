@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,9 +17,10 @@ from typing import Any
 import numpy as np
 import onnx
 
+from .. import profiler
 from ..dtypes import DType
 from ..errors import ExecutionError, InvalidModelError, UnsupportedOpError
-from .capability import NodeInfo, Support
+from .capability import NodeInfo, Support, TensorInfo
 from .reference_routes import reference_route
 
 __all__ = ["kernel_supports", "since_version", "formal_types", "ort_cpu_supports", "ort_provider_supports", "reference_supports", "host_supports", "HostProgram"]
@@ -339,21 +341,26 @@ class HostProgram:
                  spinning: bool = True, kernel_backend: str = "cpu"):
         self.input_names = [i.name for i in model.graph.input]
         self.output_names = [o.name for o in model.graph.output]
-        engines = [_engine(n, kernel_backend) for n in nodes]
+        self._engines = [_engine(n, kernel_backend) for n in nodes]
+        self._model, self._nodes, self._threads, self._kernel_backend = model, list(nodes), threads, kernel_backend
         if not self.output_names:  # dead nodes: nothing reads what they compute
             self._segments = []
-        elif all(engine == "onnxruntime" for engine in engines):
+        elif all(engine == "onnxruntime" for engine in self._engines):
             self._segments = [_Segment(model, nodes, False, threads, spinning)]
         else:
-            # Each onnxruntime segment has its own thread pool; spinning workers of one would take
-            # the cores the next segment needs (CompileOptions.intra_op_spinning), so they wait.
-            self._segments = [
-                _KernelSegment(sub, members, kernel_backend) if engine == "kernel"
-                else _Segment(sub, members, engine == "reference", threads, False)
-                for sub, members, engine in _split_by_engine(model, nodes, engines)
-            ]
+            self._segments = [segment for _, segment in self._split(per_node=False)]
         self.slow = any(segment.slow for segment in self._segments)
         self._lock = threading.Lock()
+        self._node_steps: list[tuple[NodeInfo, _Segment | _KernelSegment, dict[str, str]]] | None = None
+
+    def _split(self, *, per_node: bool) -> list[tuple[list[NodeInfo], _Segment | _KernelSegment]]:
+        # Each onnxruntime segment has its own thread pool; spinning workers of one would take
+        # the cores the next segment needs (CompileOptions.intra_op_spinning), so they wait.
+        return [
+            (members, _KernelSegment(sub, members, self._kernel_backend) if engine == "kernel"
+             else _Segment(sub, members, engine == "reference", self._threads, False))
+            for sub, members, engine in _split_by_engine(self._model, self._nodes, self._engines, per_node=per_node)
+        ]
 
     @property
     def single_session(self) -> Any:
@@ -367,10 +374,65 @@ class HostProgram:
         return _ProgramSession(self)
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Runs the program. Inside a profiler's span (the partition's slice) it runs node by node
+        and records each node's wall time as a slice nested in that span."""
         env = dict(feeds)
-        for segment in self._segments:
+        recorder = profiler.active()
+        span = recorder.open_span() if recorder is not None else None
+        steps = self._by_node(recorder, span) if recorder is not None and span is not None else None
+        if recorder is None or span is None or steps is None:
+            for segment in self._segments:
+                segment.update(env)
+            return {name: env[name] for name in self.output_names}
+        for node, segment, args in steps:
+            start = time.perf_counter()
             segment.update(env)
+            end = time.perf_counter()
+            recorder.record(profiler.TraceEvent(node.label, span.category, span.device, span.track, start, end, args={
+                **args,
+                "inputs": [_value_text(env.get(t.name), t) for t in node.inputs if t is not None],
+                "outputs": [_value_text(env.get(t.name), t) for t in node.outputs],
+            }))
         return {name: env[name] for name in self.output_names}
+
+    def _by_node(self, recorder: profiler.Profiler, span: profiler.OpenSpan) -> list[tuple[NodeInfo, _Segment | _KernelSegment, dict[str, str]]] | None:
+        """The program as one segment per live node, built at the first profiled run (an
+        onnxruntime session per node: the nodes' own times, without fusions across nodes) and shown
+        as a slice of its own; None when there is nothing to run, or some node cannot run on its
+        own (a warning says so, and the profile shows the partition whole)."""
+        with self._lock:
+            if self._node_steps is None:
+                if len(self._segments) == 1 and len(self._nodes) == 1:
+                    split = [(self._nodes, self._segments[0])]
+                else:
+                    start = time.perf_counter()
+                    try:
+                        split = self._split(per_node=True)
+                    except Exception as exc:  # onnxruntime's load errors share no base below Exception
+                        warnings.warn(f"the profile shows partition '{self._model.graph.name}' as one slice: its nodes "
+                                      f"cannot run one at a time ({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=3)
+                        split = []
+                    recorder.record(profiler.TraceEvent("prepare the node-by-node run (once)", "host", span.device, span.track,
+                                                        start, time.perf_counter(), args={"nodes": len(split)}))
+                self._node_steps = [
+                    (members[0], segment, {"op": members[0].qualified_op, "node": members[0].name, "engine": _engine_text(segment)})
+                    for members, segment in split
+                ]
+            return self._node_steps or None
+
+
+def _engine_text(segment: _Segment | _KernelSegment) -> str:
+    if isinstance(segment, _KernelSegment):
+        return f"hal kernel ({segment.kernel_backend})"
+    return "onnx reference implementation (slow)" if segment.slow else "onnxruntime"
+
+
+def _value_text(value: Any, info: TensorInfo) -> str:
+    """"float32[2,64]" for an array the program holds, else what the model says of the tensor (a
+    weight, a value that is not a tensor)."""
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype}[{','.join(map(str, value.shape))}]"
+    return info.describe()
 
 
 def _engine(node: NodeInfo, kernel_backend: str) -> str:
@@ -391,16 +453,17 @@ class _ProgramSession:
         return [results[name] for name in (output_names or self.program.output_names)]
 
 
-def _split_by_engine(model: onnx.ModelProto, nodes: Sequence[NodeInfo], engines: list[str]):
-    """Consecutive runs (in topological order) of nodes with the same engine, each as a model with
-    its nodes; a run none of whose results is read later (dead nodes) is left out."""
+def _split_by_engine(model: onnx.ModelProto, nodes: Sequence[NodeInfo], engines: list[str], *, per_node: bool = False):
+    """Consecutive runs (in topological order) of nodes with the same engine (per_node: each node
+    a run of its own), each as a model with its nodes; a run none of whose results is read later
+    (dead nodes) is left out."""
     from .extract import GraphIndex, implicit_inputs
 
     index = GraphIndex(model)
     graph_outputs = {o.name for o in model.graph.output}
     runs: list[tuple[list[int], str]] = []
     for i, engine in enumerate(engines):
-        if runs and runs[-1][1] == engine:
+        if runs and runs[-1][1] == engine and not per_node:
             runs[-1][0].append(i)
         else:
             runs.append(([i], engine))

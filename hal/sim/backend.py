@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import numpy as np
 
+from .. import profiler
 from ..backend import ArenaDeviceDriver, Backend, Executable
 from ..device import DeviceSpec
 from ..dtypes import DType
@@ -186,50 +187,74 @@ class SimulatedExecutable(Executable):
                                    spinning=options.intra_op_spinning, kernel_backend=chip.kind)
         self.nodes = list(nodes)
         self._model = model
-        self._seconds_by_shapes: dict[tuple, float] = {}
+        self._cost_by_shapes: dict[tuple, PartitionCost] = {}
         self._static = all(_static(n) for n in self.nodes)
-        self._static_seconds: float | None = None  # worked out at the first run, not at compile
+        self._static_cost: PartitionCost | None = None  # worked out at the first run, not at compile
 
-    def _partition_seconds(self, nodes: Sequence[NodeInfo]) -> float:
+    def _partition_cost(self, nodes: Sequence[NodeInfo]) -> PartitionCost:
         from .cost import node_cost
 
         dtypes = self.emulated.compute_dtypes
-        return sum(node_cost(n, self.chip, dtypes.get(n.name)).seconds for n in nodes)
+        costs = [(n, node_cost(n, self.chip, dtypes.get(n.name))) for n in nodes]
+        parts = tuple(
+            profiler.TracePart(n.label, c.seconds, {
+                "op": n.qualified_op, "node": n.name, "compute": c.compute_dtype, "bound": c.bound,
+                "flops": c.flops, "bytes": c.bytes,
+                "inputs": [t.describe() for t in n.inputs if t is not None], "outputs": [t.describe() for t in n.outputs],
+            })
+            for n, c in costs
+        )
+        return PartitionCost(sum(c.seconds for _, c in costs), parts)
 
-    def seconds_for(self, shapes: tuple) -> float:
-        """Simulated duration for these input shapes (dynamic partitions re-infer shapes once per
-        new input signature)."""
+    def cost_for(self, shapes: tuple) -> PartitionCost:
+        """Simulated duration, and its nodes' shares, for these input shapes (dynamic partitions
+        re-infer shapes once per new input signature)."""
         if self._static:
-            if self._static_seconds is None:
-                self._static_seconds = self._partition_seconds(self.nodes)
-            return self._static_seconds
-        found = self._seconds_by_shapes.get(shapes)
+            if self._static_cost is None:
+                self._static_cost = self._partition_cost(self.nodes)
+            return self._static_cost
+        found = self._cost_by_shapes.get(shapes)
         if found is None:
             from ..graph.model import load_generated
 
             fixed = _with_input_shapes(self._model, dict(zip(self.input_names, shapes)))
-            found = self._partition_seconds(load_generated(fixed).node_infos())
-            self._seconds_by_shapes[shapes] = found
+            found = self._partition_cost(load_generated(fixed).node_infos())
+            self._cost_by_shapes[shapes] = found
         return found
 
     def run(self, inputs: Mapping[str, DeviceTensor], stream: Stream) -> dict[str, DeviceTensor]:
-        from ..tensor import DeviceTensor
         from .numerics import check_overflow
 
         device = stream.device
         driver = device.driver
+        recorder = profiler.active()
         stream.synchronize()  # the inputs are complete before the emulator reads them
         host = {name: driver.read_for_emulation(inputs[name]) for name in self.input_names}
-        values = self.program.run(host)
+        if recorder is None:
+            values = self.program.run(host)
+        else:  # the emulation's wall time, on the device's "host" track; its nodes nest inside
+            with recorder.span(f"{self.name} (emulation)", device.name, "host", chip=self.chip.name):
+                values = self.program.run(host)
         check_overflow(self.emulated, values, f"{device.name} ({self.chip.name})")
-        seconds = self.seconds_for(tuple(host[name].shape for name in self.input_names))
-        results = submit_results(stream, self.name, [values[name] for name in self.output_names], seconds)
+        cost = self.cost_for(tuple(host[name].shape for name in self.input_names))
+        parts = cost.parts if recorder is not None else ()
+        results = submit_results(stream, self.name, [values[name] for name in self.output_names], cost.seconds, parts)
         return dict(zip(self.output_names, results))
 
 
-def submit_results(stream: Stream, name: str, values: Sequence[np.ndarray], seconds: float) -> list[DeviceTensor]:
+class PartitionCost(NamedTuple):
+    """A simulated partition's duration on the chip (seconds) and each node's share of it, in
+    the order the nodes run (the profile's node slices)."""
+
+    seconds: float
+    parts: tuple[profiler.TracePart, ...]
+
+
+def submit_results(stream: Stream, name: str, values: Sequence[np.ndarray], seconds: float,
+                   parts: Sequence[profiler.TracePart] = ()) -> list[DeviceTensor]:
     """Device tensors for host-computed `values`, written in stream order by one op that takes
-    `seconds` on the device's simulated clock (and shows as `name` in a profile)."""
+    `seconds` on the device's simulated clock (and shows as `name` in a profile, with `parts`,
+    the nodes those seconds are made of, nested inside)."""
     from ..tensor import DeviceTensor
 
     device = stream.device
@@ -241,7 +266,7 @@ def submit_results(stream: Stream, name: str, values: Sequence[np.ndarray], seco
         for buffer, value in writes:
             driver.write_for_emulation(buffer, value)
 
-    stream.driver.submit(name, finish, seconds)
+    stream.driver.submit(name, finish, seconds, parts=parts)
     return outputs
 
 

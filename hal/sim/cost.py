@@ -105,6 +105,8 @@ class NodeCost:
     """"compute", "memory" or "launch" (the launch overhead exceeds both)."""
     dynamic: bool = False
     """Some dimension was unknown and counted as 1: the figures are a lower bound."""
+    compute_dtype: str = "float32"
+    """The dtype whose peak rate the FLOPs were counted at."""
 
 
 def _elements(tensor: TensorInfo | None) -> tuple[int, bool]:
@@ -246,14 +248,15 @@ def node_cost(node: NodeInfo, chip: ChipSpec, compute_dtype: str | None = None, 
     flops, dynamic = _flops(node)
     counted, unknown = _bytes(node, nc1hwc0=chip.kind == "ascend" and node.op_type in _NC1HWC0_OPS)
     moved = counted if layout_bytes is None else float(layout_bytes)
-    compute_s = flops / peak_rate(chip, compute_dtype or _dominant_dtype(node))
+    compute_dtype = compute_dtype or _dominant_dtype(node)
+    compute_s = flops / peak_rate(chip, compute_dtype)
     memory_s = moved / chip.memory_bandwidth.value
     launch = chip.launch_overhead.value
     if launch >= max(compute_s, memory_s):
         bound = "launch"
     else:
         bound = "compute" if compute_s >= memory_s else "memory"
-    return NodeCost(flops, moved, launch + max(compute_s, memory_s), bound, dynamic or unknown)
+    return NodeCost(flops, moved, launch + max(compute_s, memory_s), bound, dynamic or unknown, compute_dtype)
 
 
 def transdata_seconds(shape: tuple[int, ...], itemsize: int, chip: ChipSpec) -> float:

@@ -39,9 +39,11 @@ def test_profile_of_a_model_folder_shows_prefill_and_every_decode_step(tmp_path,
     trace = tmp_path / "trace.json"
     assert main(["profile", str(folder), "--device", "ascend:0", "--max-new-tokens", "4", "-o", str(trace)]) == 0
     events = json.loads(trace.read_text())["traceEvents"]
-    steps = [e["name"] for e in events if e.get("ph") == "X" and e["cat"] == "compute" and e["name"].startswith(("prefill", "decode"))]
-    assert steps == ["prefill", "prefill", "decode step 1", "decode step 1", "decode step 2", "decode step 2",
-                     "decode step 3", "decode step 3"]  # wall and simulated clock
+    steps: dict[int, list[str]] = {}  # per clock (a process in the trace): the steps in time order
+    for e in sorted((e for e in events if e.get("ph") == "X" and e["cat"] == "compute"), key=lambda e: e["ts"]):
+        if e["name"].startswith(("prefill", "decode")):
+            steps.setdefault(e["pid"], []).append(e["name"])
+    assert list(steps.values()) == [["prefill", "decode step 1", "decode step 2", "decode step 3"]] * 2  # wall and simulated
     assert any(e.get("name") == "layer 0 qkv" for e in events)
 
 
