@@ -153,3 +153,11 @@ def test_chips_shows_sizes_as_a_person_reads_them(capsys):
     code, out, _ = _run(capsys, "chips", "ascend", "--sources")
     assert "memory.capacity = 64.0 GiB" in out and "memory.bandwidth = 1.6 TB/s" in out
     assert not re.search(r"= [\d.]+e[+-]\d", out)
+
+
+def test_conformance_takes_devices_as_the_other_subcommands_do(capsys):
+    code, out, err = _run(capsys, "conformance", "--devices", "cpu", "--suite", "onnx", "--ops", "Relu", "--no-baselines")
+    assert code == 0, err
+    assert "cpu" in out
+    code, _, err = _run(capsys, "conformance", "ascnd", "--suite", "onnx", "--ops", "Relu")
+    assert code == 2 and "did you mean 'ascend:0'?" in err

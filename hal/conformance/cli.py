@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..cli_options import add_device_option, device_list
 from .expectations import MODES
 
 __all__ = ["add_parser"]
@@ -19,7 +20,8 @@ def _command(args: argparse.Namespace) -> int:
         raise InvalidArgumentError("--no-fallback and --fallback-only exclude each other; give one, or neither for both modes")
     modes = ("no-fallback",) if args.no_fallback else ("fallback",) if args.fallback_only else MODES
     options = RunOptions(
-        backends=args.backends, all_backends=args.all, suite=args.suite, modes=modes, patterns=args.k or (),
+        backends=[*args.backends, *device_list(args.devices)], all_backends=args.all, suite=args.suite, modes=modes, patterns=args.k or (),
+        ops=[op.strip() for raw in args.ops or () for op in raw.split(",") if op.strip()],
         strict_xfail=args.strict_xfail, baselines=not args.no_baselines, jobs=args.jobs,
         report_dir=Path(args.report) if args.report else None,
         command="hal conformance " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["conformance"] else "",
@@ -40,6 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "the same cases. Exit status 1 on a regression (a failure not in the backend's "
                     "conformance.toml), an API failure, or with --strict-xfail an unexpected pass.")
     parser.add_argument("backends", nargs="*", metavar="BACKEND", help="backend (ascend) or device (ascend:1) names")
+    add_device_option(parser, default=None, help="the same as BACKEND arguments, comma-separated (as other subcommands take devices)")
     parser.add_argument("--all", action="store_true", help="every registered backend that has a device")
     parser.add_argument("--suite", choices=("api", "onnx", "all"), default="all", help="which suite (default all)")
     parser.add_argument("--no-fallback", action="store_true",
@@ -49,6 +52,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--strict-xfail", action="store_true", help="an expected failure that passes fails the run")
     parser.add_argument("-k", action="append", metavar="PATTERN",
                         help="only tests whose name or op matches (substring or glob; repeatable)")
+    parser.add_argument("--ops", action="append", metavar="OP[,OP...]",
+                        help="only the node tests of exactly these op types, as ONNX spells them (Relu,MatMul): a "
+                             "test's op is its model's single node, and an _expanded test goes with the test it "
+                             "expands; repeatable; with -k, a test must match both; the API suite is not run")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="worker processes for the node tests (default 1)")
     parser.add_argument("--no-baselines", action="store_true", help="skip onnxruntime and reference runs")
     parser.set_defaults(run=_command)

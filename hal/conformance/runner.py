@@ -2,15 +2,17 @@
 without fallback, next to onnxruntime's CPU provider and onnx's reference implementation on the
 same cases; a summary on the terminal and, with a folder, report.json / .md / .html.
 
-The node suite runs in worker processes (`jobs`), each building onnx's cases once; results come
-back in chunks, so the progress bar moves chunk by chunk.
+The node suite runs in worker processes (`jobs`), which get the cases in chunks from this process
+(~13 MB for all of onnx's, pickled in a tenth of a second, where building them would take each
+worker ~10 s). Results come back by chunk; each finished case is also reported at once on a
+progress channel (a multiprocessing queue), so that on a terminal one tqdm bar per target moves
+test by test.
 """
 from __future__ import annotations
 
 import platform
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import TextIO
 
 from ..errors import DeviceNotFoundError, InvalidArgumentError
 from .expectations import MODES, expectations_for
+from .onnx_node.cases import NodeCase
 from .onnx_node.run import BASELINES, CaseResult, Target, run_case
 from .report import ApiResult, Report, write_reports
 
@@ -36,13 +39,16 @@ class RunOptions:
     modes: Sequence[str] = MODES
     patterns: Sequence[str] = ()
     """-k: node tests whose name or op matches (substring or glob); API tests whose id contains it."""
+    ops: Sequence[str] = ()
+    """--ops: only the node tests of exactly these op types (see onnx_node.cases.op_matches); the
+    API suite, which tests no op, is not run then."""
     strict_xfail: bool = False
     baselines: bool = True
     jobs: int = 1
     report_dir: Path | None = None
     command: str = ""
     progress: TextIO | None = field(default=None, repr=False)
-    """Where the progress bar goes (a TTY), or None."""
+    """Where the progress bars go (a terminal), or None for none."""
 
 
 def resolve_devices(names: Sequence[str], all_backends: bool) -> dict[str, str]:
@@ -89,16 +95,38 @@ def _environment(command: str) -> dict[str, str]:
 # -- API suite ---------------------------------------------------------------------------------
 
 class _ApiCollector:
-    """A pytest plugin that keeps each test's outcome."""
+    """A pytest plugin that keeps each test's outcome, and shows them on a progress bar when given
+    a stream."""
 
-    def __init__(self, backend_of: dict[str, str]):
+    def __init__(self, backend_of: dict[str, str], progress: TextIO | None = None):
         self.backend_of = backend_of
         self.results: list[ApiResult] = []
         self.errors: list[str] = []
+        self.stream = progress
+        self.bar: _Progress | None = None
+        self.status: dict[str, str] = {}
+
+    def pytest_collection_finish(self, session) -> None:
+        if self.stream is not None:
+            self.bar = _Progress(self.stream, ["API suite"], len(session.items))
+
+    def _note(self, report) -> None:
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            self.status[report.nodeid] = report.outcome
+        elif report.when == "teardown":
+            if report.failed:
+                self.status[report.nodeid] = "failed"
+            if self.bar is not None:
+                self.bar.advance(0, self.status.pop(report.nodeid, "passed"))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
     def pytest_runtest_logreport(self, report) -> None:
         import re
 
+        self._note(report)
         match = re.search(r"\[([^\]]*)\]$", report.nodeid)
         device = match.group(1).split("-")[0] if match else ""
         if report.when == "call" or (report.outcome != "passed" and report.when == "setup") or (report.failed and report.when == "teardown"):
@@ -117,18 +145,22 @@ class _ApiCollector:
             self.errors.append(f"{report.nodeid}: {report.longreprtext}")
 
 
-def run_api_suite(devices: dict[str, str], patterns: Sequence[str] = ()) -> list[ApiResult]:
-    """hal.conformance.api on each device, in this process, through pytest."""
+def run_api_suite(devices: dict[str, str], patterns: Sequence[str] = (), progress: TextIO | None = None) -> list[ApiResult]:
+    """hal.conformance.api on each device, in this process, through pytest; a progress bar on
+    `progress` when given."""
     import pytest
 
-    collector = _ApiCollector({device: backend for backend, device in devices.items()})
+    collector = _ApiCollector({device: backend for backend, device in devices.items()}, progress)
     args = ["--pyargs", "hal.conformance.api", "-p", "no:cacheprovider", "-p", "no:terminal", "-o", "addopts=",
             "--hal-suite", "api", "--rootdir", str(Path(__file__).parent)]
     for device in devices.values():
         args += ["--hal-device", device]
     if patterns:
         args += ["-k", " or ".join(patterns)]
-    code = pytest.main(args, plugins=[collector])
+    try:
+        code = pytest.main(args, plugins=[collector])
+    finally:
+        collector.close()
     if collector.errors or (code not in (0, 1, 5) and not collector.results):
         from ..errors import HalError
 
@@ -138,71 +170,156 @@ def run_api_suite(devices: dict[str, str], patterns: Sequence[str] = ()) -> list
 
 # -- node suite --------------------------------------------------------------------------------
 
-def _worker_init() -> None:
+_channel = None
+"""In a worker process: the queue on which each finished case is reported, or None."""
+
+
+def _worker_init(channel=None) -> None:
     import warnings
 
     import onnxruntime
 
-    onnxruntime.set_default_logger_severity(4)  # kernels' messages would drown the progress bar; failures are in the results
+    global _channel
+    onnxruntime.set_default_logger_severity(4)  # kernels' messages would drown the progress bars; failures are in the results
     warnings.simplefilter("ignore")
+    _channel = channel
+    if channel is not None:
+        channel.cancel_join_thread()  # never wait at exit for the parent to read a progress message
 
 
-def _run_chunk(target: Target, names: Sequence[str]) -> list[CaseResult]:
-    from .onnx_node.cases import node_cases
+def _run_chunk(target: Target, cases: Sequence[NodeCase], task: int = -1) -> list[CaseResult]:
+    """The cases on the target; each result is also put on the progress channel, if any, as
+    (task, position in cases, status): a small message, written to the pipe in one atomic write."""
+    found = []
+    for position, case in enumerate(cases):
+        found.append(run_case(case, target))
+        if _channel is not None:
+            _channel.put((task, position, found[-1].status))
+    return found
 
-    by_name = {c.name: c for c in node_cases()}
-    return [run_case(by_name[name], target) for name in names]
+
+_SHOWN = ("passed", "failed", "xfail", "xpass", "unsupported", "skipped")
+"""Statuses in the order the bars show them (the node suite's, then the API suite's skipped);
+passed and failed always, the others once seen."""
 
 
 class _Progress:
-    """A one-line progress bar on a terminal; silent elsewhere."""
+    """tqdm bars on a terminal: one per target (its tests done of its total, the count of each
+    status so far, the time left), below one for the whole run when there are several targets,
+    whose counts leave out the targets in `uncounted` (the baselines: their failures are no
+    failures of the run). Nothing is shown when `stream` is None."""
 
-    def __init__(self, stream: TextIO | None, total: int):
-        self.stream, self.total, self.done, self.start = stream, total, 0, time.monotonic()
-
-    def advance(self, count: int, label: str) -> None:
-        self.done += count
-        if self.stream is None or not self.total:
+    def __init__(self, stream: TextIO | None, labels: Sequence[str], per_target: int, uncounted: Collection[str] = ()):
+        self.bars: list = []
+        self.counts: list[dict[str, int]] = []
+        self.started: set[int] = set()
+        self.uncounted = {i for i, label in enumerate(labels) if label in uncounted}
+        if stream is None or not per_target or not labels:
             return
-        width = 30
-        filled = int(width * self.done / self.total)
-        elapsed = int(time.monotonic() - self.start)
-        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
-                          f"{elapsed // 60}:{elapsed % 60:02d} {label[:40]:<40}")
-        self.stream.flush()
+        from tqdm import tqdm
+
+        rows = [(label, per_target) for label in labels]
+        if len(labels) > 1:
+            rows.insert(0, ("all", per_target * len(labels)))
+        width = max(len(label) for label, _ in rows)
+        for position, (label, total) in enumerate(rows):
+            self.bars.append(tqdm(total=total, desc=label.ljust(width), unit="test", file=stream, position=position,
+                                  leave=True, dynamic_ncols=True, mininterval=0.2, smoothing=0.1))
+            self.counts.append(dict.fromkeys(_SHOWN[:2], 0))
+
+    def advance(self, target: int, status: str) -> None:
+        """One more case of target number `target` finished with `status`."""
+        if not self.bars:
+            return
+        if len(self.bars) == 1:
+            self._count(0, status)
+            return
+        index = target + 1
+        if index not in self.started:  # a target's time (and so its ETA) starts when its first case ends
+            self.started.add(index)
+            self.bars[index].reset(total=self.bars[index].total)
+        self._count(index, status)
+        self._count(0, None if target in self.uncounted else status)
+
+    def _count(self, row: int, status: str | None) -> None:
+        if status is not None:
+            counts = self.counts[row]
+            counts[status] = counts.get(status, 0) + 1
+            self.bars[row].set_postfix({k: counts[k] for k in _SHOWN if k in counts}, refresh=False)
+        self.bars[row].update(1)
 
     def close(self) -> None:
-        if self.stream is not None and self.total:
-            self.stream.write("\n")
-            self.stream.flush()
+        for bar in self.bars:
+            bar.close()
+        self.bars = []
 
 
 def run_node_suite(targets: Sequence[Target], names: Sequence[str], jobs: int = 1,
                    progress: Callable[[int, str], None] | None = None) -> list[CaseResult]:
-    """Every named case on every target; results in target then case order."""
-    tasks = [(target, list(names[i:i + _CHUNK])) for target in targets for i in range(0, len(names), _CHUNK)]
+    """Every named case on every target; results in target then case order. `progress(target
+    index, status)` is called once per finished case, in this process, as cases finish."""
+    from .onnx_node.cases import node_cases
+
+    by_name = {c.name: c for c in node_cases()}
+    cases = [by_name[name] for name in names]
+    tasks = [(t, target, cases[i:i + _CHUNK]) for t, target in enumerate(targets) for i in range(0, len(cases), _CHUNK)]
     results: dict[int, list[CaseResult]] = {}
     if jobs <= 1:
         _worker_init()
-        for index, (target, chunk) in enumerate(tasks):
-            found = []
-            for name in chunk:
-                found += _run_chunk(target, [name])
+        for index, (t, target, chunk) in enumerate(tasks):
+            found = results[index] = []
+            for case in chunk:
+                found.append(run_case(case, target))
                 if progress:
-                    progress(1, f"{target.label} {name}")
-            results[index] = found
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+                    progress(t, found[-1].status)
+        return [r for index in sorted(results) for r in results[index]]
 
-        context = multiprocessing.get_context("spawn")  # no fork of a process with device threads
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init) as pool:
-            futures = {pool.submit(_run_chunk, target, chunk): index for index, (target, chunk) in enumerate(tasks)}
-            for future in as_completed(futures):
-                index = futures[future]
-                results[index] = future.result()
-                if progress:
-                    progress(len(tasks[index][1]), tasks[index][0].label)
+    import multiprocessing
+    import queue
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    from ..errors import ExecutionError
+
+    context = multiprocessing.get_context("spawn")  # no fork of a process with device threads
+    channel = context.Queue() if progress else None
+    reported: dict[int, set[int]] = {}
+
+    def note(index: int, position: int, status: str) -> None:
+        # A case counts once: from the channel as it ends, or from its chunk's results if those
+        # come first (the channel is only for display; the results are the truth).
+        seen = reported.setdefault(index, set())
+        if progress and position not in seen:
+            seen.add(position)
+            progress(tasks[index][0], status)
+
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init, initargs=(channel,))
+    try:
+        pending = {pool.submit(_run_chunk, target, chunk, index): index for index, (_, target, chunk) in enumerate(tasks)}
+        while pending:
+            done, _ = wait(pending, timeout=0.2 if channel is not None else None, return_when=FIRST_COMPLETED)
+            while channel is not None:
+                try:
+                    note(*channel.get_nowait())
+                except queue.Empty:
+                    break
+            for future in done:
+                index = pending.pop(future)
+                try:
+                    results[index] = future.result()  # a worker's error, or a crashed worker, is raised here
+                except BrokenProcessPool as exc:
+                    names = ", ".join(case.name for case in tasks[index][2][:3])
+                    raise ExecutionError(
+                        f"a conformance worker process died while running {tasks[index][1].name}'s node tests "
+                        f"(the chunk starting {names}...): {exc}. A test that crashes the process is a bug in the backend "
+                        "or in hal; rerun with --jobs 1 -k NAME to find it"
+                    ) from exc
+                for position, result in enumerate(results[index]):
+                    note(index, position, result.status)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        if channel is not None:
+            channel.close()
     return [r for index in sorted(results) for r in results[index]]
 
 
@@ -212,24 +329,26 @@ def run_conformance(options: RunOptions) -> Report:
 
     if options.suite not in SUITES:
         raise InvalidArgumentError(f"--suite must be one of {', '.join(SUITES)}, got {options.suite!r}")
+    if options.ops and options.suite == "api":
+        raise InvalidArgumentError("--ops selects onnx's node tests, and --suite api runs none; use --suite onnx, or -k for API tests")
     devices = resolve_devices(options.backends, options.all_backends)
     report = Report(backends=list(devices), devices=devices, strict_xfail=options.strict_xfail,
                     environment=_environment(options.command))
-    if options.suite in ("api", "all"):
+    if options.suite in ("api", "all") and not options.ops:
         if options.progress is not None:
             options.progress.write(f"API suite on {', '.join(devices.values())}...\n")
-        report.api_results = run_api_suite(devices, options.patterns)
+        report.api_results = run_api_suite(devices, options.patterns, options.progress)
     if options.suite in ("onnx", "all"):
         if options.progress is not None:
             options.progress.write("building onnx's node test cases...\n")
         known = [c.name for c in node_cases()]
-        names = [c.name for c in select_cases(options.patterns)]
+        names = [c.name for c in select_cases(options.patterns, options.ops)]  # an unknown op fails here
         backends = registry.backends()
         targets = [Target(name, device, mode, expectations_for(backends[name], known))
                    for name, device in devices.items() for mode in options.modes]
         if options.baselines:
             targets += [Target(name, None, "baseline") for name in BASELINES]
-        bar = _Progress(options.progress, len(targets) * len(names))
+        bar = _Progress(options.progress, [target.label for target in targets], len(names), uncounted=BASELINES)
         try:
             report.node_results = run_node_suite(targets, names, options.jobs, bar.advance)
         finally:

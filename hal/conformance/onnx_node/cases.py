@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-__all__ = ["NodeCase", "node_cases", "select_cases"]
+__all__ = ["NodeCase", "check_ops", "node_cases", "op_matches", "select_cases"]
 
 _EXPANDED = re.compile(r"_expanded(_ver\d+)?$")
 
@@ -87,10 +87,16 @@ def node_cases() -> tuple[NodeCase, ...]:
     return tuple(cases)
 
 
-def select_cases(patterns: Sequence[str] = ()) -> list[NodeCase]:
+def select_cases(patterns: Sequence[str] = (), ops: Sequence[str] = ()) -> list[NodeCase]:
     """The cases whose name or op matches any of the patterns (substring or shell glob, as
-    pytest's -k for a single word); every case when none are given."""
-    cases = node_cases()
+    pytest's -k for a single word; every case when none are given) and, when `ops` are given,
+    whose op is exactly one of them (see `op_matches`). An op that no case exercises raises
+    InvalidArgumentError with the closest op names."""
+    cases: Sequence[NodeCase] = node_cases()
+    if ops:
+        check_ops(ops, cases)
+        wanted = frozenset(ops)
+        cases = [c for c in cases if op_matches(c, wanted)]
     if not patterns:
         return list(cases)
 
@@ -100,3 +106,36 @@ def select_cases(patterns: Sequence[str] = ()) -> list[NodeCase]:
         return pattern in case.name or pattern == case.op
 
     return [c for c in cases if any(matches(c, p) for p in patterns)]
+
+
+def op_matches(case: NodeCase, ops: frozenset[str]) -> bool:
+    """Whether the case tests one of `ops`, named exactly as ONNX spells them ("Relu", not "relu"),
+    with or without their domain ("Adam" or "ai.onnx.preview.training::Adam"). A case tests the
+    op of its model's single node; an "_expanded" case (that op's function body) goes with the
+    case it expands, so Relu selects test_relu and test_relu_expanded_ver18, never test_leakyrelu."""
+    return case.op in ops or case.op.rpartition("::")[2] in ops
+
+
+def check_ops(ops: Sequence[str], cases: Sequence[NodeCase] | None = None) -> None:
+    """Raise InvalidArgumentError naming each op of `ops` that no case exercises, with the
+    closest op names that some case does."""
+    import difflib
+
+    from ...errors import InvalidArgumentError
+
+    known = {c.op for c in (node_cases() if cases is None else cases)}
+    known |= {op.rpartition("::")[2] for op in known}
+    problems = []
+    for op in dict.fromkeys(ops):
+        if op in known:
+            continue
+        close = [k for k in sorted(known) if k.lower() == op.lower()]
+        case_only = bool(close)
+        close += [k for k in difflib.get_close_matches(op, sorted(known), n=3) if k not in close]
+        quoted = [repr(k) for k in close[:3]]
+        hint = (f"did you mean {' or '.join(quoted) if len(quoted) < 3 else ', '.join(quoted[:-1]) + ' or ' + quoted[-1]}?"
+                if close else "no op with node tests has a similar name")
+        problems.append(f"no ONNX node test exercises {op!r}; {hint}"
+                        + (" (op names are case-sensitive, as ONNX spells them)" if case_only else ""))
+    if problems:
+        raise InvalidArgumentError("--ops: " + "; ".join(problems))
