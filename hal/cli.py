@@ -210,6 +210,79 @@ def _load_array(path: str):
         raise InvalidArgumentError(f"cannot read input {path}: not a .npy array or a serialized onnx TensorProto ({exc})") from None
 
 
+def _fit_command(args: argparse.Namespace) -> int:
+    from . import registry
+    from .cli_options import fit_targets
+    from .graph.capability import CompileOptions
+    from .graph.model import load_model
+    from .sim import ChipSpec
+    from .sim.fit import as_a_session_sees_it, fit_model, fit_on_host
+
+    names = device_list(args.devices)
+    if not names:
+        raise InvalidArgumentError("give --devices all, or a comma-separated list of devices and chip models (910B, R200)")
+    model = load_model(_with_dims(args.model, args.dim))
+    options = CompileOptions(precision_mode=args.precision_mode, fc_precision=args.fc_precision)
+    host = registry.device("cpu:0")
+    cpu_seconds = lambda node: host.backend.cost(node, host.spec, options) or 0.0  # noqa: E731
+    backends = registry.backends()
+    reports = []
+    on_chips = None
+    for target in fit_targets(names):
+        if isinstance(target, ChipSpec):
+            backend = backends[target.kind]
+            on_chips = on_chips or as_a_session_sees_it(model)
+            reports.append(fit_model(on_chips, target, lambda node, b=backend, c=target: b.chip_supports(node, c), cpu_seconds,
+                                     options=options))
+        else:
+            reports.append(fit_on_host(model, target.device_name, target.memory_bytes, cpu_seconds))
+    if args.json:
+        print(json.dumps([r.to_dict() for r in reports], indent=2))
+        return 0
+    rows = [("TARGET", "NAME", "MEMORY", "WEIGHTS", "ACTIVATIONS", "FITS", "EST TIME", "FALLBACK")]
+    for r in reports:
+        fallback = f"{r.fallback_nodes} node(s): {', '.join(r.fallback_ops[:4])}{'...' if len(r.fallback_ops) > 4 else ''}" if r.fallback_nodes else "0"
+        rows.append((r.target, r.name, format_bytes(r.capacity_bytes), format_bytes(r.weight_bytes), format_bytes(r.activation_bytes),
+                     "yes" if r.fits else f"no, {format_bytes(r.needed_bytes - r.capacity_bytes)} short",
+                     f"{r.estimated_s * 1e3:.3f} ms", fallback))
+    _table(rows)
+    if any(r.dynamic for r in reports):
+        print("unknown dimensions counted as 1: give their sizes with --dim NAME=SIZE", file=sys.stderr)
+    print("estimates: each chip's roofline from its spec file; fallback nodes on the CPU's estimate, copies over the host link")
+    return 0
+
+
+def _with_dims(path: str, dims: list[str] | None):
+    """The model at `path`, its inputs' symbolic dimensions set from --dim NAME=SIZE (then shape
+    inference sizes everything after them)."""
+    if not dims:
+        return path
+    import onnx
+
+    sizes = {}
+    for item in dims:
+        name, sep, size = item.partition("=")
+        if not sep or not size.isdigit():
+            raise InvalidArgumentError(f"--dim takes NAME=SIZE (a symbolic dimension), got {item!r}")
+        sizes[name] = int(size)
+    from .graph.model import load_model
+
+    proto = onnx.ModelProto()
+    proto.CopyFrom(load_model(path).proto)
+    used = set()
+    for value in proto.graph.input:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.HasField("dim_param") and dim.dim_param in sizes:
+                used.add(dim.dim_param)
+                dim.dim_value = sizes[dim.dim_param]
+    unused = sorted(set(sizes) - used)
+    if unused:
+        raise InvalidArgumentError(f"--dim names {', '.join(unused)} are not symbolic dimensions of the model's inputs")
+    for value in proto.graph.value_info[:]:  # inferred again from the new sizes
+        proto.graph.value_info.remove(value)
+    return proto
+
+
 def _device_clocks(sess):
     return {d: d.default_stream.record_event() for d in sess.devices}
 
@@ -356,6 +429,17 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--strict", action="store_true", help="no fallback: fail listing what the first device lacks")
     explain.add_argument("--json", action="store_true", help="machine-readable plan")
     explain.set_defaults(run=_explain_command)
+
+    fit = sub.add_parser("fit", help="which chips fit an ONNX model: memory, estimated time, fallbacks",
+                         description="For each chip model (or device): whether the model's weights and peak activations "
+                                     "fit its memory, the estimated time of a run on its roofline, and how many nodes "
+                                     "would fall back to the CPU. Nothing runs; the chips' spec files and op tables answer.")
+    _model_arguments(fit, inputs=False)
+    add_device_option(fit, default="all", help="'all' (every simulated chip model shipped, and cpu; default) or a "
+                                               "comma-separated list of devices and chip models (910B, R200)")
+    fit.add_argument("--dim", action="append", metavar="NAME=SIZE", help="size of a symbolic input dimension (default 1)")
+    fit.add_argument("--json", action="store_true", help="machine-readable: a list, one object per chip model")
+    fit.set_defaults(run=_fit_command)
 
     prof = sub.add_parser("profile", help="run a model and write a Chrome/Perfetto trace",
                           description="Run a model and write a trace: a track per device and stream, copies "

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..cli_options import add_device_option, device_list
+from ..cli_options import add_device_option, device_list, fit_targets
 from ..errors import InvalidArgumentError
 from ..memory import format_bytes
 
@@ -53,25 +53,6 @@ def _fits(report: FitReport) -> str:
     return f"no, {format_bytes(-report.headroom_bytes)} short"
 
 
-def _simulated_chips() -> list[ChipSpec]:
-    """Every chip model every simulated backend ships a spec file for (not only the default model)."""
-    from .. import registry
-    from ..sim import SimulatedBackend
-
-    return [chip for backend in registry.backends().values() if isinstance(backend, SimulatedBackend)
-            for chip in backend.chip_models()]
-
-
-def _resolve(name: str) -> ChipSpec | DeviceSpec:
-    """A chip model shipped by a simulated backend ("910B", "r200"), else a device ("ascend:0", "cpu")."""
-    from .. import registry
-
-    for chip in _simulated_chips():
-        if chip.model.lower() == name.lower():
-            return chip
-    return registry.device(name).spec
-
-
 def _breakdown(args: argparse.Namespace) -> bool:
     """One device or chip model named (not 'all'): a breakdown; several: a table."""
     names = device_list(args.devices)
@@ -79,21 +60,11 @@ def _breakdown(args: argparse.Namespace) -> bool:
 
 
 def _targets(args: argparse.Namespace) -> list[ChipSpec | DeviceSpec]:
-    from .. import registry
-
     names = device_list(args.devices)
     if not names:
         raise InvalidArgumentError("give --device DEVICE (a breakdown for one device or chip model) or --devices all, or a "
                                    "comma-separated list of devices and chip models (a table)")
-    if _breakdown(args):
-        return [_resolve(names[0])]
-    if names == ["all"]:
-        return [*_simulated_chips(), registry.device("cpu:0").spec]
-    found: dict[tuple[str, str], ChipSpec | DeviceSpec] = {}
-    for name in names:
-        target = _resolve(name)
-        found.setdefault((target.kind, target.model), target)  # a row per chip model
-    return list(found.values())
+    return fit_targets(names)
 
 
 def _print_report(report: FitReport) -> None:

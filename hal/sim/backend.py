@@ -120,14 +120,20 @@ class SimulatedBackend(Backend):
         return load_op_table(self.op_table_path)
 
     def supports(self, node: NodeInfo, device: DeviceSpec) -> Support:
+        return self.chip_supports(node, self.chip)
+
+    def chip_supports(self, node: NodeInfo, chip: ChipSpec) -> Support:
+        """Whether one of this family's chip models runs the node: hal's registered kernels
+        (hal.ops) first, then the family's op table for that model (`hal fit` asks it of every
+        model shipped, not only the one whose devices are listed)."""
         from ..graph.host import kernel_supports
 
-        kernel = kernel_supports(node, self.name)  # hal's registered kernels (hal.ops) first
+        kernel = kernel_supports(node, self.name)
         if kernel is None:
-            return self.op_table().supports(node, self.chip)
-        lacking = sorted(str(d) for d in node.dtypes if d not in self.chip.dtypes)
+            return self.op_table().supports(node, chip)
+        lacking = sorted(str(d) for d in node.dtypes if d not in chip.dtypes)
         if kernel and lacking:
-            return Support.no(f"{self.chip.name} has no {', '.join(lacking)} (the {node.qualified_op} kernel would need it)")
+            return Support.no(f"{chip.name} has no {', '.join(lacking)} (the {node.qualified_op} kernel would need it)")
         return kernel
 
     def cost(self, node: NodeInfo, device: DeviceSpec, options: CompileOptions) -> float:
