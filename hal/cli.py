@@ -283,6 +283,30 @@ def _with_dims(path: str, dims: list[str] | None):
     return proto
 
 
+def _sim_new_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import registry
+    from .cli_options import simulated_chip_models
+    from .sim.scaffold import scaffold_chip
+
+    models = simulated_chip_models()
+    wanted = args.source.lower()
+    found = [(b, c) for b, c in models if wanted in (c.path.stem.lower(), c.model.lower())]
+    if not found:
+        from .registry import did_you_mean
+
+        names = [c.path.stem for _, c in models]
+        guess = did_you_mean(wanted, names)
+        raise InvalidArgumentError(f"--from {args.source!r} is not a chip hal ships" + (f"; did you mean '{guess}'?" if guess else "")
+                                   + f" (chips: {', '.join(names)})")
+    taken = set(registry.backends()) | set(registry.backend_failures())
+    root = scaffold_chip(args.name, found[0], Path(args.dir), taken=taken)
+    print(f"wrote {root}: pip install -e {root} && pytest {root / 'tests'}; then make its spec file, op table and "
+          f"expectations the new chip's ({root / 'README.md'})")
+    return 0
+
+
 def _device_clocks(sess):
     return {d: d.default_stream.record_event() for d in sess.devices}
 
@@ -440,6 +464,19 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--dim", action="append", metavar="NAME=SIZE", help="size of a symbolic input dimension (default 1)")
     fit.add_argument("--json", action="store_true", help="machine-readable: a list, one object per chip model")
     fit.set_defaults(run=_fit_command)
+
+    sim = sub.add_parser("sim", help="simulated chips: scaffold a new one",
+                         description="Tools for simulated chips. `hal chips` lists the ones installed.")
+    sim_commands = sim.add_subparsers(dest="sim_command", required=True, metavar="COMMAND")
+    new = sim_commands.add_parser("new", help="a new simulated chip family as a package, copied from a shipped chip",
+                                  description="Write a package for a new simulated chip family (spec file, op table, "
+                                              "conformance expectations, entry point, a test) copied from a chip hal "
+                                              "ships; it passes the API conformance suite once installed.")
+    new.add_argument("name", help="the family's backend name, e.g. mychip (devices mychip:0, mychip:1)")
+    new.add_argument("--from", dest="source", required=True, metavar="CHIP",
+                     help="the chip to copy: a spec file's name (ascend_910b) or a model (910B, P800)")
+    new.add_argument("--dir", default=".", help="where to write hal-NAME/ (default: here)")
+    new.set_defaults(run=_sim_new_command)
 
     prof = sub.add_parser("profile", help="run a model and write a Chrome/Perfetto trace",
                           description="Run a model and write a trace: a track per device and stream, copies "
