@@ -2,6 +2,8 @@
 clock per stream, and fault injection. A simulated chip is data plus these rules."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..device import Device
 from ..errors import InvalidArgumentError
 from .backend import SimulatedBackend, SimulatedDeviceDriver, sim_device_config
@@ -9,7 +11,12 @@ from .cost import ChipCost, NodeCost, count_bytes, count_flops, node_cost
 from .faults import FAULT_KINDS, FaultInjector
 from .spec import ChipSpec, Figure, find_chip_spec, list_chip_specs, load_chip_spec
 
+SHARED_OP_TABLES = Path(__file__).parent / "optables"
+"""Op tables several chip families share (optables/*.toml): those whose stacks run one public
+kernel set, such as onnxruntime's CUDA execution provider on CUDA-compatible chips."""
+
 __all__ = [
+    "SHARED_OP_TABLES",
     "ChipSpec", "Figure", "load_chip_spec", "find_chip_spec", "list_chip_specs",
     "ChipCost", "NodeCost", "node_cost", "count_flops", "count_bytes", "SimulatedBackend", "SimulatedDeviceDriver", "sim_device_config",
     "FAULT_KINDS", "FaultInjector", "inject_fault", "clear_faults",

@@ -11,12 +11,25 @@ from hal.sim import find_chip_spec, list_chip_specs, load_chip_spec
 from ..conftest import REPO
 
 CHIP_DIRS = [REPO / "backends" / "hal_ascend" / "chips", REPO / "backends" / "hal_kunlun" / "chips"]
-SHIPPED = sorted(p for d in CHIP_DIRS for p in d.glob("*.toml"))
+ALL_CHIP_DIRS = sorted(REPO.glob("backends/hal_*/chips"))
+SHIPPED = sorted(p for d in ALL_CHIP_DIRS for p in d.glob("*.toml"))
 
 
 def test_each_backend_ships_at_least_two_models():
     for chips in CHIP_DIRS:
         assert len(list_chip_specs(chips)) >= 2, chips
+
+
+def test_nine_chip_families_ship_specs_that_say_how_the_real_chip_is_reached():
+    kinds = {spec.kind for d in ALL_CHIP_DIRS for spec in list_chip_specs(d)}
+    assert kinds >= {"ascend", "kunlun", "mlu", "dcu", "musa", "biren", "iluvatar", "gcu", "metax"}
+    for d in ALL_CHIP_DIRS:
+        for spec in list_chip_specs(d):
+            if spec.kind not in ("ascend", "kunlun"):
+                assert spec.software is not None and spec.software.source.strip(), spec.path
+    torch_devices = {spec.kind: spec.software.torch_device for d in ALL_CHIP_DIRS for spec in list_chip_specs(d)
+                     if spec.software and spec.software.compatibility != "own"}
+    assert torch_devices["dcu"] == torch_devices["metax"] == torch_devices["iluvatar"] == "cuda" and torch_devices["musa"] == "musa"
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
@@ -27,7 +40,8 @@ def test_shipped_spec_is_valid_and_sourced(path):
         assert fig.source.strip() and fig.confidence in ("high", "medium", "low"), key
         if fig.confidence == "low":
             assert fig.note.strip(), f"{path.name}: {key} is an estimate and must say how it was made"
-    assert hal.DType.FLOAT64 not in spec.dtypes, "neither Ascend nor Kunlun computes float64"
+    if spec.kind in ("ascend", "kunlun"):
+        assert hal.DType.FLOAT64 not in spec.dtypes, "neither Ascend nor Kunlun computes float64"
     for dtype_name in spec.peak_flops:
         assert hal.dtype(dtype_name) in spec.dtypes or dtype_name == "int16"
 
@@ -150,3 +164,18 @@ def test_a_bad_op_table_is_an_invalid_spec_error_naming_file_key_and_line(tmp_pa
     with pytest.raises(hal.InvalidSpecError) as caught:
         load_op_table(path)
     assert str(caught.value).startswith(f"op table {path}, line {_line_of(text, needle)}: {key}"), str(caught.value)
+
+
+def test_every_simulated_familys_op_table_loads_and_cites_its_sources():
+    from hal.cli_options import simulated_chip_models
+    from hal.sim.optable import load_op_table
+
+    backends = {b.name: b for b, _ in simulated_chip_models()}
+    assert set(backends) >= {"ascend", "kunlun", "mlu", "dcu", "musa", "biren", "iluvatar", "gcu", "metax"}
+    tables = {name: load_op_table(b.op_table_path) for name, b in backends.items()}
+    for name, table in tables.items():
+        assert all(row.source.strip() for row in table.rows.values()), name
+        assert table.rows or name == "biren", f"{name} claims no op"  # Biren publishes no kernel list
+    # chips whose stacks share a public kernel set share its table
+    assert tables["musa"] is tables["iluvatar"] is tables["metax"] and tables["dcu"] is not tables["musa"]
+    assert "MatMul" not in {op for _, op in tables["biren"].rows}

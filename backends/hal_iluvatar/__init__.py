@@ -1,0 +1,21 @@
+"""Iluvatar CoreX GPUs, simulated from the chip specs in chips/ (BI-V100 by default).
+
+Software: CoreX (IXUCA), CUDA-compatible (Iluvatar's torch build: torch.cuda devices).
+ONNX ops: the CUDA execution provider's kernels of onnxruntime, taken as the stack's (none publishes
+an ONNX op list: backends/SOURCES.md; hal/sim/optables/onnxruntime_cuda.toml says how it was
+transcribed).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from hal.sim import SHARED_OP_TABLES, SimulatedBackend
+
+__all__ = ["IluvatarBackend"]
+
+
+class IluvatarBackend(SimulatedBackend):
+    name = "iluvatar"
+    chips_dir = Path(__file__).parent / "chips"
+    op_table_path = SHARED_OP_TABLES / "onnxruntime_cuda.toml"
+    default_model = "BI-V100"
