@@ -212,7 +212,7 @@ def _load_array(path: str):
 
 def _fit_command(args: argparse.Namespace) -> int:
     from . import registry
-    from .cli_options import fit_targets
+    from .cli_options import fit_targets, simulated_chip_models
     from .graph.capability import CompileOptions
     from .graph.model import load_model
     from .sim import ChipSpec
@@ -228,7 +228,10 @@ def _fit_command(args: argparse.Namespace) -> int:
     backends = registry.backends()
     reports = []
     on_chips = None
+    chips = {(c.kind, c.model): c for _, c in simulated_chip_models()}
     for target in fit_targets(names):
+        if not isinstance(target, ChipSpec) and target.simulated:  # a simulated device: its chip model's spec
+            target = chips[(target.kind, target.model)]
         if isinstance(target, ChipSpec):
             backend = backends[target.kind]
             on_chips = on_chips or as_a_session_sees_it(model)

@@ -35,8 +35,8 @@ def simulated_chip_models() -> list[tuple[SimulatedBackend, ChipSpec]]:
 
 def fit_targets(names: list[str]) -> list[ChipSpec | DeviceSpec]:
     """What `hal fit` and `hal llm fit` size a model against: 'all' (every simulated chip model
-    and the CPU), else each name as a chip model ("910B", "r200") or a device ("ascend:0", "cpu";
-    a simulated device stands for its chip model), one per chip model."""
+    and the CPU), else each name as a chip model ("910B", "r200") or a device ("ascend:0", "cpu"),
+    one per chip model."""
     from . import registry
 
     chips = [chip for _, chip in simulated_chip_models()]
@@ -44,9 +44,6 @@ def fit_targets(names: list[str]) -> list[ChipSpec | DeviceSpec]:
         return [*chips, registry.device("cpu:0").spec]
     found: dict[tuple[str, str], ChipSpec | DeviceSpec] = {}
     for name in names:
-        target: ChipSpec | DeviceSpec | None = next((c for c in chips if c.model.lower() == name.lower()), None)
-        if target is None:
-            spec = registry.device(name).spec
-            target = next((c for c in chips if spec.simulated and (c.kind, c.model) == (spec.kind, spec.model)), spec)
+        target = next((c for c in chips if c.model.lower() == name.lower()), None) or registry.device(name).spec
         found.setdefault((target.kind, target.model), target)
     return list(found.values())
