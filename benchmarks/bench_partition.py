@@ -25,7 +25,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 import hal
-from hal.graph.capability import CompileOptions
+from hal.capability import CompileOptions
 from hal.graph.extract import GraphIndex
 from hal.graph.model import load_model
 from hal.graph.partition import partition

@@ -1,14 +1,18 @@
-"""The Backend contract: what a chip implements so hal can drive it. Plugins import only this module
-(and the public `hal` API); when a backend needs more from the core, the contract grows here.
+"""The Backend contract: what a chip implements so hal can drive it, and nothing else: it imports
+only the layers below it (devices, memory, dtypes, errors, the node descriptions of
+hal.capability), so a change to an integration cannot break it.
 
 A backend is found through the entry-point group "hal.backends" (see hal.registry). It lists its
 devices as DeviceSpecs and opens a DeviceDriver per device; the driver allocates Buffers and makes
 StreamDrivers, whose copies, host functions and events run in order.
 
-Ready-made parts for chips whose memory hal keeps in a host arena (the CPU, simulated chips):
-ArenaAllocator + ArenaDeviceDriver + ArenaStream. For chips with a torch device (CUDA, Ascend
-through torch_npu): TorchDeviceBackend, TorchDeviceDriver, TorchExecutable (they need torch). A real chip's package implements the same three
-contracts over its own runtime; examples/vendor_backend is a complete package to start from.
+Ready-made parts built on the contract live above it, and a plugin takes them, with the contract,
+from one module, hal.backends_kit: for chips whose memory hal keeps in a host arena (the CPU,
+simulated chips) ArenaAllocator + ArenaDeviceDriver + ArenaStream (hal.streams); host execution of
+ONNX partitions (HostProgram, hal.graph.host); for chips with a torch device (CUDA, Ascend through
+torch_npu) TorchDeviceBackend, TorchDeviceDriver, TorchExecutable (hal.torch, needing torch). A
+real chip's package implements the same three contracts over its own runtime;
+examples/vendor_backend is a complete package to start from.
 
 Contract versions (HAL_BACKEND_API); the registry loads plugins of any version from 1 up:
   1 -- devices, memory (allocate, stats, empty_cache), copies, streams, events, host functions.
@@ -35,7 +39,7 @@ from .errors import (
     UnsupportedDTypeError,
     UnsupportedOpError,
 )
-from .graph.capability import CompileOptions, NodeInfo, Support, TensorInfo
+from .capability import CompileOptions, NodeInfo, Support, TensorInfo
 from .memory import AllocationRule, ArenaAllocator, Buffer, MemoryStats
 
 if TYPE_CHECKING:
@@ -57,20 +61,7 @@ __all__ = [
     "StreamDriver",
     "EventDriver",
     "CopyCost",
-    "ArenaDeviceDriver",
-    "HostProgram",
-    "HostValue",
-    "as_value",
-    "host_supports",
-    "TorchDeviceBackend",
-    "TorchDeviceDriver",
-    "TorchExecutable",
-    "torch_view",
-    "ort_provider_supports",
-    "ArenaStream",
-    "WorkerStream",
-    "WorkerEvent",
-    # re-exported so a plugin needs this one import
+    # the types the contract's signatures use, re-exported with it
     "DeviceSpec", "DType", "AllocationRule", "ArenaAllocator", "Buffer", "MemoryStats",
     "HalError", "BackendError", "DeviceError", "DeviceLostError", "InvalidArgumentError",
     "OutOfMemoryError", "UnsupportedDTypeError", "UnsupportedOpError",
@@ -244,90 +235,3 @@ class CopyCost(Protocol):
     def device_to_host(self, nbytes: int) -> float: ...
 
     def device_to_device(self, nbytes: int, same_device: bool) -> float: ...
-
-
-class ArenaDeviceDriver(DeviceDriver):
-    """A device whose memory is a native arena in host RAM: the CPU, and every simulated chip.
-
-    copy_cost=None means the device clock is wall time (a real device); otherwise the clock is
-    simulated from the cost model. before_op runs on the stream thread before each op.
-    """
-
-    def __init__(
-        self,
-        spec: DeviceSpec,
-        allocator: ArenaAllocator,
-        *,
-        copy_cost: CopyCost | None = None,
-        before_op: Callable[[str], None] | None = None,
-    ):
-        self.spec = spec
-        self.allocator = allocator
-        self.copy_cost = copy_cost
-        self.before_op = before_op
-
-    def allocate(self, nbytes: int) -> Buffer:
-        return self.allocator.allocate(nbytes)
-
-    def memory_stats(self) -> MemoryStats:
-        return self.allocator.stats()
-
-    def empty_cache(self) -> int:
-        return self.allocator.empty_cache()
-
-    def create_stream(self) -> ArenaStream:
-        return ArenaStream(
-            self.spec.device_name,
-            self.allocator,
-            simulated=self.copy_cost is not None,
-            copy_cost=self.copy_cost,
-            before_op=self.before_op,
-        )
-
-    def host_pointer(self, buffer: Buffer) -> int | None:
-        if not self.allocator.host_addressable:
-            return None
-        self.allocator.check_range(buffer, 0, 0)
-        return self.allocator.arena.host_pointer(buffer.address)
-
-    def host_view(self, buffer: Buffer) -> np.ndarray | None:
-        if not self.allocator.host_addressable:
-            return None
-        self.allocator.check_range(buffer, 0, 0)
-        return np.frombuffer(self.allocator.arena.host_buffer(buffer.address), dtype=np.uint8)
-
-    def can_copy_from(self, buffer: Buffer) -> bool:
-        # Peers of the same backend share the arena copy routines; the copy cost decides
-        # whether that models a direct link or a bounce through the host.
-        return isinstance(buffer, Buffer) and buffer.device_name.split(":")[0] == self.spec.kind
-
-
-# The executor lives in its own module; it needs the contracts above, hence the late import.
-from .streams import ArenaStream, WorkerEvent, WorkerStream  # noqa: E402
-
-
-def __getattr__(name: str):
-    # Host execution needs onnx; it is loaded when a backend first asks, not at `import hal`.
-    if name in ("HostProgram", "host_supports", "ort_provider_supports"):
-        from .graph import host
-
-        return getattr(host, name)
-    if name in ("HostValue", "as_value"):
-        from .graph import values
-
-        return getattr(values, name)
-    # Ready-made parts for chips driven through a torch device (CUDA, Ascend via torch_npu); they
-    # need torch, which is optional, so they load only when a backend asks.
-    if name == "TorchDeviceBackend":
-        from .torch.backend import TorchDeviceBackend
-
-        return TorchDeviceBackend
-    if name == "TorchDeviceDriver":
-        from .torch.driver import TorchDeviceDriver
-
-        return TorchDeviceDriver
-    if name in ("TorchExecutable", "torch_view"):
-        from .torch import executor
-
-        return getattr(executor, name)
-    raise AttributeError(f"module 'hal.backend' has no attribute {name!r}")

@@ -213,7 +213,7 @@ def _load_array(path: str):
 def _fit_command(args: argparse.Namespace) -> int:
     from . import registry
     from .cli_options import fit_targets, simulated_chip_models
-    from .graph.capability import CompileOptions
+    from .capability import CompileOptions
     from .graph.model import load_model
     from .sim import ChipSpec
     from .sim.fit import as_a_session_sees_it, fit_model, fit_on_host

@@ -20,11 +20,12 @@ from queue import SimpleQueue
 import numpy as np
 
 from . import _C, profiler
-from .backend import CopyCost, EventDriver, StreamDriver
+from .backend import CopyCost, DeviceDriver, EventDriver, StreamDriver
+from .device import DeviceSpec
 from .errors import DeviceError, InvalidArgumentError
-from .memory import ArenaAllocator, Buffer
+from .memory import ArenaAllocator, Buffer, MemoryStats
 
-__all__ = ["WorkerEvent", "WorkerStream", "ArenaStream"]
+__all__ = ["WorkerEvent", "WorkerStream", "ArenaStream", "ArenaDeviceDriver"]
 
 _STOP = object()
 _stream_ids = itertools.count()
@@ -288,3 +289,59 @@ def _host_bytes(array: np.ndarray, label: str, *, writable: bool) -> np.ndarray:
     if writable and not array.flags.writeable:
         raise InvalidArgumentError(f"{label}: destination host array is read-only")
     return array.reshape(-1).view(np.uint8)
+
+
+class ArenaDeviceDriver(DeviceDriver):
+    """A device whose memory is a native arena in host RAM: the CPU, and every simulated chip.
+
+    copy_cost=None means the device clock is wall time (a real device); otherwise the clock is
+    simulated from the cost model. before_op runs on the stream thread before each op.
+    """
+
+    def __init__(
+        self,
+        spec: DeviceSpec,
+        allocator: ArenaAllocator,
+        *,
+        copy_cost: CopyCost | None = None,
+        before_op: Callable[[str], None] | None = None,
+    ):
+        self.spec = spec
+        self.allocator = allocator
+        self.copy_cost = copy_cost
+        self.before_op = before_op
+
+    def allocate(self, nbytes: int) -> Buffer:
+        return self.allocator.allocate(nbytes)
+
+    def memory_stats(self) -> MemoryStats:
+        return self.allocator.stats()
+
+    def empty_cache(self) -> int:
+        return self.allocator.empty_cache()
+
+    def create_stream(self) -> ArenaStream:
+        return ArenaStream(
+            self.spec.device_name,
+            self.allocator,
+            simulated=self.copy_cost is not None,
+            copy_cost=self.copy_cost,
+            before_op=self.before_op,
+        )
+
+    def host_pointer(self, buffer: Buffer) -> int | None:
+        if not self.allocator.host_addressable:
+            return None
+        self.allocator.check_range(buffer, 0, 0)
+        return self.allocator.arena.host_pointer(buffer.address)
+
+    def host_view(self, buffer: Buffer) -> np.ndarray | None:
+        if not self.allocator.host_addressable:
+            return None
+        self.allocator.check_range(buffer, 0, 0)
+        return np.frombuffer(self.allocator.arena.host_buffer(buffer.address), dtype=np.uint8)
+
+    def can_copy_from(self, buffer: Buffer) -> bool:
+        # Peers of the same backend share the arena copy routines; the copy cost decides
+        # whether that models a direct link or a bounce through the host.
+        return isinstance(buffer, Buffer) and buffer.device_name.split(":")[0] == self.spec.kind

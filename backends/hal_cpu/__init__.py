@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 import hal
-from hal.backend import (
+from hal.backends_kit import (
     AllocationRule,
     ArenaAllocator,
     ArenaDeviceDriver,
@@ -91,17 +91,17 @@ class CpuBackend(Backend):
     # -- ONNX graphs ---------------------------------------------------------------------------
     # onnx and onnxruntime are imported on first use, so discovering devices stays fast.
     def supports(self, node: NodeInfo, device: DeviceSpec) -> Support:
-        from hal.backend import host_supports
+        from hal.backends_kit import host_supports
 
         return host_supports(node)
 
     def compile(self, model, nodes: Sequence[NodeInfo], device: hal.Device, options: CompileOptions) -> CpuExecutable:
-        from hal.backend import HostProgram
+        from hal.backends_kit import HostProgram
 
         return CpuExecutable(HostProgram(model, nodes, threads=options.intra_op_threads, spinning=options.intra_op_spinning))
 
     def cost(self, node: NodeInfo, device: DeviceSpec, options: CompileOptions) -> float:
-        from hal.backend import host_supports
+        from hal.backends_kit import host_supports
         from hal.sim.cost import count_bytes, count_flops
 
         flops_per_s, bytes_per_s = _host_rates()
@@ -119,7 +119,7 @@ class CpuExecutable(Executable):
         self.output_names = program.output_names
 
     def run(self, inputs: Mapping[str, hal.DeviceTensor], stream: hal.Stream) -> dict[str, hal.DeviceTensor]:
-        from hal.backend import as_value  # arrays as cpu:0 tensors, sequences and optionals as HostValues
+        from hal.backends_kit import as_value  # arrays as cpu:0 tensors, sequences and optionals as HostValues
 
         feeds = {name: tensor.host_view() for name, tensor in inputs.items()}
         return {name: as_value(value) for name, value in self.program.run(feeds).items()}

@@ -1,7 +1,7 @@
 """NVIDIA GPUs as hal devices cuda:0..N-1, present wherever torch (a CUDA build) sees a GPU and
 absent, quietly, everywhere else.
 
-Memory, copies, streams and events are torch's device API (hal.backend.TorchDeviceDriver): torch's
+Memory, copies, streams and events are torch's device API (hal.backends_kit.TorchDeviceDriver): torch's
 stream-ordered caching allocator, pinned staging buffers for asynchronous host copies, and CUDA
 events for timing. ONNX partitions run on onnxruntime's CUDA provider with IOBinding (inputs and
 outputs stay in device memory) where onnxruntime-gpu is installed; otherwise on hal's torch
@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 import hal
-from hal.backend import (
+from hal.backends_kit import (
     CompileOptions,
     DeviceSpec,
     Executable,

@@ -17,7 +17,7 @@ proves it without one.
 """
 from __future__ import annotations
 
-from hal.backend import TorchDeviceBackend
+from hal.backends_kit import TorchDeviceBackend
 
 __all__ = ["TorchCpuBackend", "TorchCudaBackend", "TorchNpuBackend", "TorchMluBackend", "TorchMusaBackend", "TorchGcuBackend", "TorchSupaBackend"]
 

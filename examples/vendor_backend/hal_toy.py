@@ -1,12 +1,13 @@
 """A complete backend for an imaginary "Toy NPU", as a vendor would ship it in its own package.
 
-It imports only hal.backend, the contract. Its memory lives in hal's host arena with the chip's
-allocation rule (16-byte granularity); a real chip's package would implement DeviceDriver and
-StreamDriver over its own runtime (aclrtMalloc / xpu_malloc, its streams and events) instead.
+It imports only hal.backends_kit: the contract (hal.backend) and the ready-made parts built on it.
+Its memory lives in hal's host arena with the chip's allocation rule (16-byte granularity); a real
+chip's package would implement DeviceDriver and StreamDriver over its own runtime (aclrtMalloc /
+xpu_malloc, its streams and events) instead.
 """
 from __future__ import annotations
 
-from hal.backend import AllocationRule, ArenaAllocator, ArenaDeviceDriver, Backend, DeviceSpec, DType
+from hal.backends_kit import AllocationRule, ArenaAllocator, ArenaDeviceDriver, Backend, DeviceSpec, DType
 
 TOY_DEVICES = 3
 TOY_MEMORY_BYTES = 1 << 30

@@ -5,7 +5,7 @@ from collections.abc import Iterable, Sequence
 
 import onnx
 
-from .capability import NodeInfo
+from ..capability import NodeInfo
 
 __all__ = ["GraphIndex", "implicit_inputs", "metadata_only_inputs", "with_nodes", "SHAPE_SUFFIX"]
 

@@ -21,7 +21,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..errors import HalError
-from .capability import NodeInfo
+from ..capability import NodeInfo
 from .extract import implicit_inputs, with_nodes
 from .model import LoadedModel, load_generated
 from .placement import shape_only_nodes

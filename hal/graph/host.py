@@ -20,7 +20,7 @@ import onnx
 from .. import profiler
 from ..dtypes import DType
 from ..errors import ExecutionError, InvalidModelError, UnsupportedOpError
-from .capability import NodeInfo, Support, TensorInfo
+from ..capability import NodeInfo, Support, TensorInfo
 from .reference_routes import reference_route
 
 __all__ = ["kernel_supports", "since_version", "formal_types", "ort_cpu_supports", "ort_provider_supports", "reference_supports", "host_supports", "HostProgram"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .capability import NodeInfo
+from ..capability import NodeInfo
 
 __all__ = ["Partition", "partition"]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from ..device import Device
 from ..dtypes import DType
 from ..errors import UnsupportedOpError
-from .capability import NodeInfo, Support, TensorInfo
+from ..capability import NodeInfo, Support, TensorInfo
 
 __all__ = ["Placement", "shape_only_nodes", "place_priority", "place_cost", "transfer_seconds", "tensor_bytes"]
 

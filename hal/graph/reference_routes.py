@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .capability import NodeInfo
+from ..capability import NodeInfo
 
 __all__ = ["ReferenceRoute", "ROUTES", "reference_route"]
 

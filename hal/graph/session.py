@@ -24,11 +24,13 @@ from ..device import Device
 from ..errors import HalError, InvalidArgumentError, InvalidInputError
 from ..registry import device as get_device, default_device
 from ..tensor import DeviceTensor, as_tensor
-from .capability import CompileOptions, NodeInfo, Support, TensorInfo
+from ..capability import CompileOptions, NodeInfo, Support, TensorInfo
 from .extract import SHAPE_SUFFIX, GraphIndex, metadata_only_inputs
+from .feeds import check_feed, validate_feeds
 from .fold import fold_until_stable
 from .fusion import fuse_erf_gelu
-from .model import LoadedModel, check_feed, load_generated, load_model, upgrade_opset, validate_feeds
+from .model import LoadedModel, load_generated, load_model
+from .opsets import upgrade_opset
 from .partition import Partition, partition
 from .placement import place_cost, place_priority, shape_only_nodes, tensor_bytes, transfer_seconds
 from .plan import NodePlan, PartitionPlan, Plan, Transfer
@@ -319,7 +321,7 @@ class InferenceSession:
                 raise InvalidInputError(f"'{name}' is not an input of this model; inputs are {', '.join(expected)}")
             if not expected[name].is_tensor:
                 if not isinstance(value, HostValue):
-                    raise InvalidInputError(f"input '{name}' is {expected[name].kind}: pass hal.backend.HostValue(value) here, or use run()")
+                    raise InvalidInputError(f"input '{name}' is {expected[name].kind}: pass hal.graph.values.HostValue(value) here, or use run()")
                 checked[name] = value
                 continue
             if not isinstance(value, DeviceTensor):

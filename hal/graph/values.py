@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..device import Device
-from .capability import NodeInfo
+from ..capability import NodeInfo
 from ..errors import UnsupportedOpError
 from ..registry import device as get_device
 from ..tensor import DeviceTensor, as_tensor

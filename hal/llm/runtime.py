@@ -39,7 +39,7 @@ from .. import profiler
 from ..device import Device
 from ..dtypes import DType
 from ..errors import InvalidArgumentError, UnsupportedOpError
-from ..graph.capability import CompileOptions, NodeInfo, TensorInfo
+from ..capability import CompileOptions, NodeInfo, TensorInfo
 from ..tensor import DeviceTensor, as_tensor, empty
 
 __all__ = [

@@ -10,9 +10,9 @@ import numpy as np
 
 from ..dtypes import dtype as as_dtype
 from ..errors import InvalidArgumentError, UnsupportedDTypeError, UnsupportedOpError
-from ..graph.capability import NodeInfo, TensorInfo
+from ..capability import NodeInfo, TensorInfo
 from ..tensor import DeviceTensor, empty, tensor
-from .registry import find
+from .registry import find, on_registry_change
 
 __all__ = ["call", "kernel_node", "registry_changed"]
 
@@ -20,6 +20,7 @@ _host_kernels: dict[tuple[str, str, np.dtype], Any] = {}
 """(domain, op, numpy dtype) -> the CPU kernel: numpy calls skip the dtype-name lookup."""
 
 
+@on_registry_change
 def registry_changed() -> None:
     _host_kernels.clear()
 

@@ -185,11 +185,21 @@ def kernel(op: str, *, domain: str, backends: Iterable[str], dtypes: Iterable[st
     return register
 
 
+_change_listeners: list[Callable[[], None]] = []
+
+
+def on_registry_change(listener: Callable[[], None]) -> Callable[[], None]:
+    """Calls `listener` whenever a kernel is registered. Caches built from the registry subscribe
+    here (capability answers in hal.ops.schemas, host kernels in hal.ops.dispatch), so that the
+    registry, below them, imports none of them."""
+    _change_listeners.append(listener)
+    return listener
+
+
 def _clear_support_caches() -> None:
     """Capability answers depend on the registry; forget any computed before it changed."""
-    from . import schemas
-
-    schemas.registry_changed()
+    for listener in list(_change_listeners):
+        listener()
 
 
 def include_dir() -> str:

@@ -9,8 +9,9 @@ import functools
 import threading
 
 from ..dtypes import DType
+from .registry import on_registry_change
 
-__all__ = ["HAL_OP_ATTRIBUTES", "ensure_registered", "registry_changed", "kernel_supports"]
+__all__ = ["HAL_OP_ATTRIBUTES", "ensure_registered", "kernel_supports"]
 
 HAL_OP_ATTRIBUTES: dict[str, dict[str, str]] = {
     "RMSNorm": {"epsilon": "float"},
@@ -34,11 +35,6 @@ _lock = threading.Lock()
 _registered: set[tuple[str, str]] = set()
 
 
-def registry_changed() -> None:
-    from . import dispatch
-
-    kernel_supports.cache_clear()
-    dispatch.registry_changed()
 
 
 def ensure_registered() -> None:
@@ -211,3 +207,7 @@ def kernel_supports(domain: str, op: str, backend: str, dtype: str | None):
         by_backend.setdefault(k.backend, []).append(k.dtype)
     listed = ", ".join(f"{b} ({', '.join(d)})" for b, d in sorted(by_backend.items()))
     return False, f"no kernel {domain}::{op} for {backend}/{dtype}; registered for {listed}"
+
+
+
+on_registry_change(kernel_supports.cache_clear)  # answers computed before a kernel was added are stale

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, ClassVar, NamedTuple
 import numpy as np
 
 from .. import profiler
-from ..backend import ArenaDeviceDriver, Backend, Executable
+from ..backend import Backend, Executable
+from ..streams import ArenaDeviceDriver
 from ..device import DeviceSpec
 from ..dtypes import DType
 from ..errors import BackendError
-from ..graph.capability import CompileOptions, NodeInfo, Support
+from ..capability import CompileOptions, NodeInfo, Support
 from ..memory import ArenaAllocator, Buffer
 from .cost import ChipCost
 from .faults import FaultInjector

@@ -20,7 +20,7 @@ from ..errors import InvalidArgumentError
 from .spec import ChipSpec
 
 if TYPE_CHECKING:
-    from ..graph.capability import NodeInfo, TensorInfo
+    from ..capability import NodeInfo, TensorInfo
 
 __all__ = [
     "ChipCost", "NodeCost", "node_cost", "count_flops", "count_bytes", "nc1hwc0_bytes", "transdata_seconds",

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..graph.capability import CompileOptions, NodeInfo, Support
+from ..capability import CompileOptions, NodeInfo, Support
 from ..graph.model import LoadedModel
 from ..graph.placement import tensor_bytes
 from .cost import ChipCost, node_cost

@@ -25,7 +25,7 @@ from .cost import DATA_MOVEMENT_OPS
 from .spec import ChipSpec
 
 if TYPE_CHECKING:
-    from ..graph.capability import CompileOptions, NodeInfo
+    from ..capability import CompileOptions, NodeInfo
 
 __all__ = [
     "ASCEND_PRECISION_MODES", "KUNLUN_FC_PRECISIONS", "CUBE_OPS", "FC_OPS",
@@ -317,7 +317,7 @@ def emulate(
     mode, fc = _modes(chip, precision_mode, fc_precision)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), _MIN_OPSET)
     if opset < _MIN_OPSET:  # the rewrites emit opset-13 forms (Cast-13, ReduceMax with axes...)
-        from ..graph.model import upgrade_opset
+        from ..graph.opsets import upgrade_opset
 
         model = onnx.shape_inference.infer_shapes(upgrade_opset(model, _MIN_OPSET))
     rewriter = _Rewriter(model, chip)

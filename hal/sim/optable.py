@@ -9,7 +9,7 @@ from pathlib import Path
 from ..datafile import read_toml
 from ..dtypes import DType, dtype as as_dtype
 from ..errors import InvalidSpecError, UnsupportedDTypeError
-from ..graph.capability import NodeInfo, Support
+from ..capability import NodeInfo, Support
 from ..graph.host import formal_types, since_version
 from .spec import ChipSpec, spec_error
 

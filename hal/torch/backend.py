@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ..backend import Backend, Executable
 from ..device import DeviceSpec
-from ..graph.capability import CompileOptions, NodeInfo, Support
+from ..capability import CompileOptions, NodeInfo, Support
 from ..memory import AllocationRule
 from .devices import CPU_RULE, CUDA_RULE, accelerator_specs, host_spec
 from .driver import TorchDeviceDriver

@@ -4,11 +4,11 @@ backend) and Ascend NPUs through torch_npu.
 
 Memory comes from torch's allocator: on CUDA its caching allocator, which is stream-ordered (a
 block freed on a stream is reused on that stream at once, on others only after record_stream's
-events). hal keeps its own accounting of what it allocated (allocated, requested, peak, counts) and
-enforces the device's capacity by it; `cached_bytes` is what empty_cache() would give back: torch's
-cached segments that hold no live block.
+events). hal keeps its own accounting of what it allocated (hal.torch.buffers: allocated, requested,
+peak, counts) and enforces the device's capacity by it; `cached_bytes` is what empty_cache() would
+give back: torch's cached segments that hold no live block.
 
-Streams run their work in order on a worker thread (hal.backend.WorkerStream) that issues it to a
+Streams run their work in order on a worker thread (hal.streams.WorkerStream) that issues it to a
 torch stream of the device; host functions and copies into numpy arrays run there in stream order,
 and events are the device's own timing events (torch.cuda.Event(enable_timing=True)) mapped onto
 the host's perf_counter clock. On torch's CPU device the worker runs the work itself.
@@ -22,125 +22,17 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import DeviceDriver, EventDriver, WorkerStream
+from ..backend import DeviceDriver, EventDriver
 from ..device import DeviceSpec
 from ..dtypes import DType
-from ..errors import DeviceError, InvalidArgumentError, OutOfMemoryError
-from ..memory import AllocationRule, MemoryStats, format_bytes
-from ..streams import _host_bytes
+from ..errors import DeviceError, InvalidArgumentError
+from ..memory import AllocationRule, MemoryStats
+from ..streams import WorkerStream, _host_bytes
 from ._require import require_torch
+from .buffers import DeviceAccount, TorchBuffer
+from .tensors import torch_view
 
-__all__ = ["TorchBuffer", "TorchDeviceDriver", "TorchStream", "TorchEvent", "torch_dtype"]
-
-
-def torch_dtype(dt: DType) -> Any:
-    """The torch dtype of a hal DType."""
-    torch = require_torch("hal's torch driver")
-    return getattr(torch, dt.torch_name)
-
-
-class _Accounting:
-    """What hal allocated on one device, in bytes (after the allocation rule) and counts."""
-
-    def __init__(self, device_name: str, capacity: int, rule: AllocationRule):
-        self.device_name = device_name
-        self.capacity = capacity
-        self.rule = rule
-        self.lock = threading.Lock()
-        self.allocated = self.requested = self.peak = 0
-        self.num_allocs = self.num_frees = self.num_ooms = self.active = 0
-
-    def reserve(self, nbytes: int) -> int:
-        occupied = self.rule.occupied(nbytes)
-        with self.lock:
-            if self.allocated + occupied > self.capacity:
-                self.num_ooms += 1
-                raise self.out_of_memory(nbytes, "the device's capacity")
-            self._count(nbytes, occupied)
-        return occupied
-
-    def _count(self, nbytes: int, occupied: int) -> None:
-        self.allocated += occupied
-        self.requested += nbytes
-        self.peak = max(self.peak, self.allocated)
-        self.num_allocs += 1
-        self.active += 1
-
-    def cancel(self, nbytes: int, occupied: int) -> None:
-        """Undoes reserve() for an allocation torch could not make: an out-of-memory."""
-        with self.lock:
-            self.allocated -= occupied
-            self.requested -= nbytes
-            self.num_allocs -= 1
-            self.active -= 1
-            self.num_ooms += 1
-
-    def adopt(self, nbytes: int) -> int:
-        """Accounts memory torch allocated for hal (a partition's output), beyond the capacity check."""
-        occupied = self.rule.occupied(nbytes)
-        with self.lock:
-            self._count(nbytes, occupied)
-        return occupied
-
-    def release(self, nbytes: int, occupied: int) -> None:
-        with self.lock:
-            self.allocated -= occupied
-            self.requested -= nbytes
-            self.num_frees += 1
-            self.active -= 1
-
-    def out_of_memory(self, nbytes: int, limit: str) -> OutOfMemoryError:
-        free = self.capacity - self.allocated
-        return OutOfMemoryError(
-            f"{self.device_name}: out of memory: asked {format_bytes(nbytes)} ({nbytes} bytes), "
-            f"{format_bytes(free)} free of {format_bytes(self.capacity)} capacity (limit hit: {limit}); "
-            "free tensors you no longer need, or use smaller batches"
-        )
-
-
-class TorchBuffer:
-    """nbytes of device memory held as a flat uint8 torch tensor. Buffers hal allocated (or adopted
-    from a compiled partition) are accounted to the device; imported ones (DLPack) are not."""
-
-    __slots__ = ("tensor", "nbytes", "device_name", "_account", "_occupied", "__weakref__")
-
-    def __init__(self, tensor: Any, nbytes: int, device_name: str, account: _Accounting | None, occupied: int = 0):
-        self.tensor = tensor
-        self.nbytes = nbytes
-        self.device_name = device_name
-        self._account = account
-        self._occupied = occupied
-
-    def free(self) -> None:
-        """Gives the memory back to torch's allocator now (stream-ordered on CUDA)."""
-        if self.tensor is not None:
-            self.tensor = None
-            if self._account is not None:
-                self._account.release(self.nbytes, self._occupied)
-
-    @property
-    def is_freed(self) -> bool:
-        return self.tensor is None
-
-    def view(self, offset: int, nbytes: int) -> Any:
-        """The bytes [offset, offset + nbytes) as a uint8 tensor, or a clear error."""
-        if self.tensor is None:
-            raise InvalidArgumentError(f"{self.device_name}: buffer was freed; it cannot be used")
-        if offset < 0 or nbytes < 0 or offset + nbytes > self.nbytes:
-            raise InvalidArgumentError(
-                f"{self.device_name}: range [{offset}, {offset + nbytes}) is outside the {self.nbytes}-byte buffer"
-            )
-        return self.tensor[offset : offset + nbytes]
-
-    def __del__(self) -> None:
-        try:
-            self.free()
-        except Exception:  # interpreter shutdown
-            pass
-
-    def __repr__(self) -> str:
-        where = "freed" if self.tensor is None else f"0x{self.tensor.data_ptr():x}"
-        return f"<hal.TorchBuffer {self.nbytes} bytes on {self.device_name} at {where}>"
+__all__ = ["TorchDeviceDriver", "TorchStream", "TorchEvent"]
 
 
 class TorchDeviceDriver(DeviceDriver):
@@ -154,7 +46,7 @@ class TorchDeviceDriver(DeviceDriver):
         self.accelerated = self.torch_device.type != "cpu"
         # torch.cuda, torch.npu (torch_npu), ...: the same Stream/Event/memory API per device type
         self.module = self.torch.get_device_module(self.torch_device.type) if self.accelerated else None
-        self.account = _Accounting(spec.device_name, spec.memory_bytes, rule)
+        self.account = DeviceAccount(spec.device_name, spec.memory_bytes, rule)
         self._clock = _DeviceClock(self) if self.accelerated else None
 
     # -- memory --------------------------------------------------------------------------------
@@ -252,8 +144,6 @@ class TorchDeviceDriver(DeviceDriver):
         return (int(code), int(index))
 
     def export_dlpack(self, tensor: Any, stream: Any, max_version: tuple[int, int] | None) -> Any | None:
-        from .executor import torch_view
-
         if not self.accelerated:
             return None
         tensor.device.default_stream.synchronize()  # the consumer reads at once, on its own stream

@@ -1,4 +1,5 @@
-"""Loading and validating ONNX models: hal.graph.model."""
+"""Loading and validating ONNX models: hal.graph.model and the steps it runs (opsets, external data,
+node order, shape inference, types), and checking feeds against a loaded model: hal.graph.feeds."""
 from __future__ import annotations
 
 import os
@@ -13,14 +14,10 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import hal  # noqa: E402
 from hal import DType  # noqa: E402
-from hal.graph.capability import TensorInfo  # noqa: E402
-from hal.graph.model import (  # noqa: E402
-    LoadedModel,
-    check_feed,
-    load_model,
-    upgrade_opset,
-    validate_feeds,
-)
+from hal.capability import TensorInfo  # noqa: E402
+from hal.graph.feeds import check_feed, validate_feeds  # noqa: E402
+from hal.graph.model import LoadedModel, load_model  # noqa: E402
+from hal.graph.opsets import upgrade_opset  # noqa: E402
 
 F32 = TensorProto.FLOAT
 

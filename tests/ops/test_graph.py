@@ -75,7 +75,7 @@ def test_a_kernel_only_some_chips_have_falls_back_with_a_reason():
 
 
 def test_float64_has_no_kernel_anywhere_but_the_reason_is_given():
-    from hal.graph.capability import NodeInfo, TensorInfo
+    from hal.capability import NodeInfo, TensorInfo
 
     node = NodeInfo("n", "RMSNorm", "com.hal", 1, (TensorInfo("x", hal.DType.FLOAT64, (2, 3)),), ())
     answer = hal.device("kunlun:0").backend.supports(node, hal.device("kunlun:0").spec)

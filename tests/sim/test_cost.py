@@ -9,7 +9,7 @@ import hal_kunlun
 import pytest
 
 import hal
-from hal.graph.capability import NodeInfo, TensorInfo
+from hal.capability import NodeInfo, TensorInfo
 from hal.sim import ChipCost, find_chip_spec
 from hal.sim.cost import count_bytes, count_flops, nc1hwc0_bytes, node_cost, transdata_seconds
 

@@ -15,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import hal
-from hal.graph.capability import CompileOptions, NodeInfo, TensorInfo
+from hal.capability import CompileOptions, NodeInfo, TensorInfo
 from hal.sim import find_chip_spec
 from hal.sim.numerics import (
     ASCEND_PRECISION_MODES, KUNLUN_FC_PRECISIONS, EmulatedGraph, check_overflow, compute_dtype_of, emulate,

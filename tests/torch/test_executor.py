@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import hal
-from hal.graph.capability import NodeInfo, TensorInfo
+from hal.capability import NodeInfo, TensorInfo
 from hal.testing import models
 from hal.torch.executor import SUPPORTED_OPS, torch_supports
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
-from . import Report
+from .results import Report
 
 __all__ = ["render_html"]
 

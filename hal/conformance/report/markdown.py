@@ -2,7 +2,7 @@
 reference implementation's, the targets, regressions and unexpected passes, the slowest tests."""
 from __future__ import annotations
 
-from . import Report
+from .results import Report
 
 __all__ = ["render_markdown"]
 

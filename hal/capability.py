@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..dtypes import DType
+from .dtypes import DType
 
 if TYPE_CHECKING:
     import onnx
