@@ -1,8 +1,24 @@
-"""hal: one device API for many AI chips (CPU, CUDA, Ascend, Kunlun).
+"""hal: one device API for many AI chips (CPU, CUDA, Ascend, Kunlun, and seven more simulated families).
 
     import hal, numpy as np
     x = hal.tensor(np.ones((3, 4), np.float32), device="ascend:0")
     y = x.to("kunlun:0").numpy()
+
+Layers, each importing only those below it (pyproject.toml's [tool.importlinter] checks it):
+    hal.cli                                  the command
+    hal.llm | hal.conformance                LLMs; the conformance suite
+    hal.cli_options                          options the subcommands share
+    hal.onnx_backend | hal.backends_kit      onnx's backend API; everything a plugin imports
+    hal.torch                                PyTorch devices, executor and torch.compile
+    hal.sim                                  simulated chips: specs, op tables, numerics, cost
+    hal.graph                                ONNX models, placement, sessions, host execution
+    hal.ops                                  extension kernels
+    hal.tensor, hal.streams, hal.profiler    device tensors; in-order streams; the trace
+    hal.registry                             the backends found through entry points
+    hal.backend                              the contract a backend implements
+    hal.capability, hal.device, hal.memory   nodes and answers; devices; memory
+    hal.dtypes, hal.errors
+This module gathers the public API from all of them.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import hal  # noqa: E402
 from hal import DType  # noqa: E402
-from hal.graph.capability import NodeInfo, Support, TensorInfo  # noqa: E402
+from hal.capability import NodeInfo, Support, TensorInfo  # noqa: E402
 from hal.graph.model import load_model  # noqa: E402
 from hal.graph.placement import (  # noqa: E402
     HOST_SHAPE_REASON,
