@@ -303,16 +303,9 @@ class DecoderModel:
               stage_times: dict[str, list[float]]) -> tuple[np.ndarray, np.ndarray]:
         c = self.config
         batch, length = ids.shape
-        heads = c.num_attention_heads + c.num_key_value_heads
         flat = positions.reshape(-1)
         step_cos, step_sin = self._cos[flat], self._sin[flat]  # [B * S, D/2]
-        cos, sin = np.repeat(step_cos, heads, axis=0), np.repeat(step_sin, heads, axis=0)  # per (row, head)
-        seen = past + length
-        bias = np.ascontiguousarray(key_mask[:, None, :seen])  # [B, 1, T]: one row serves every query
-        if length > 1:  # causal: query s sees cache positions up to past + s; rows are (group head, s)
-            causal = np.triu(np.full((length, seen), _MASKED, np.float32), k=past + 1)
-            bias = bias[:, :, None, :] + causal[None, None, :, :]  # [B, 1, S, T]
-            bias = np.ascontiguousarray(np.broadcast_to(bias, (batch, c.groups, length, seen))).reshape(batch, c.groups * length, seen)
+        per_kernel: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # made when a stage runs kernel by kernel
         recorder = profiler.active()
         hidden = None
         logits = tokens = None
@@ -328,6 +321,8 @@ class DecoderModel:
             if stage.fused is not None and length == 1:  # a decode step on the CPU: every layer in one C++ call
                 stage.fused.step(hidden, cache, step_cos, step_sin, key_mask, past)
             else:
+                per_kernel = per_kernel or self._kernel_route_inputs(step_cos, step_sin, key_mask, batch, length, past)
+                cos, sin, bias = per_kernel
                 for slot, layer_index in enumerate(stage.layers):
                     self._layer_step(k, stage.weights[slot], layer_index, hidden, cache[slot], cos, sin, bias, batch, length, past)
             if index == len(self.stages) - 1:
@@ -351,6 +346,22 @@ class DecoderModel:
                 ))
         assert logits is not None and tokens is not None  # the last stage always ran
         return logits, tokens
+
+    def _kernel_route_inputs(self, step_cos: np.ndarray, step_sin: np.ndarray, key_mask: np.ndarray, batch: int,
+                             length: int, past: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(cos, sin, bias) as the per-kernel route takes them (the fused CPU step reads the step's
+        angles and the key mask as they are): the angles repeated per (row, head), and the additive
+        attention bias [B, 1 or G*S, T], causal within a prefill."""
+        c = self.config
+        heads = c.num_attention_heads + c.num_key_value_heads
+        cos, sin = np.repeat(step_cos, heads, axis=0), np.repeat(step_sin, heads, axis=0)
+        seen = past + length
+        bias = np.ascontiguousarray(key_mask[:, None, :seen])  # [B, 1, T]: one row serves every query
+        if length > 1:  # causal: query s sees cache positions up to past + s; rows are (group head, s)
+            causal = np.triu(np.full((length, seen), _MASKED, np.float32), k=past + 1)
+            bias = bias[:, :, None, :] + causal[None, None, :, :]  # [B, 1, S, T]
+            bias = np.ascontiguousarray(np.broadcast_to(bias, (batch, c.groups, length, seen))).reshape(batch, c.groups * length, seen)
+        return cos, sin, bias
 
     def _layer_step(self, k: DeviceKernels, w: _Layer, index: int, hidden: np.ndarray, cache: np.ndarray,
                     cos: np.ndarray, sin: np.ndarray, bias: np.ndarray, batch: int, length: int, past: int) -> None:
