@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from .cli_options import add_device_option, device_list
 from .errors import HalError, InvalidArgumentError
-from .memory import format_bytes
+from .memory import format_bandwidth, format_bytes
 
 __all__ = ["main"]
 
@@ -35,13 +35,7 @@ def _check_kind(kind: str | None, known) -> None:
 
 
 def _bandwidth(value: float | None) -> str:
-    """Bytes/s as a person reads them: 1.6 TB/s, 512 GB/s (decimal units, as vendors quote links)."""
-    if not value:
-        return "-"
-    for unit, scale in (("TB/s", 1e12), ("GB/s", 1e9), ("MB/s", 1e6)):
-        if value >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value:.0f} B/s"
+    return format_bandwidth(value) if value else "-"
 
 
 def _figure(value: float, unit: str) -> str:
@@ -150,12 +144,7 @@ def _feeds(sess, args: argparse.Namespace) -> dict:
         if not sep:
             raise InvalidArgumentError(f"--input takes NAME=FILE, got {item!r}")
         given[name] = _load_array(path)
-    dims = {}
-    for item in args.dim or []:
-        name, sep, size = item.partition("=")
-        if not sep or not size.isdigit():
-            raise InvalidArgumentError(f"--dim takes NAME=SIZE (a symbolic dimension), got {item!r}")
-        dims[name] = int(size)
+    dims = _dim_sizes(args.dim)
     input_names = [info.name for info in sess.model.inputs]
     unknown = sorted(set(given) - set(input_names))
     if unknown:
@@ -187,6 +176,17 @@ def _feeds(sess, args: argparse.Namespace) -> dict:
         else:
             feeds[info.name] = rng.integers(0, 10, shape).astype(dtype)  # safe as ids and indices
     return feeds
+
+
+def _dim_sizes(items: list[str] | None) -> dict[str, int]:
+    """--dim NAME=SIZE options (run, profile, fit) as {name: size}."""
+    sizes = {}
+    for item in items or []:
+        name, sep, size = item.partition("=")
+        if not sep or not size.isdigit():
+            raise InvalidArgumentError(f"--dim takes NAME=SIZE (a symbolic dimension), got {item!r}")
+        sizes[name] = int(size)
+    return sizes
 
 
 def _load_array(path: str):
@@ -262,12 +262,7 @@ def _with_dims(path: str, dims: list[str] | None):
         return path
     import onnx
 
-    sizes = {}
-    for item in dims:
-        name, sep, size = item.partition("=")
-        if not sep or not size.isdigit():
-            raise InvalidArgumentError(f"--dim takes NAME=SIZE (a symbolic dimension), got {item!r}")
-        sizes[name] = int(size)
+    sizes = _dim_sizes(dims)
     from .graph.model import load_model
 
     proto = onnx.ModelProto()

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from . import _C
 from .errors import InvalidArgumentError, OutOfMemoryError
 
-__all__ = ["AllocationRule", "MemoryStats", "Buffer", "ExternalBuffer", "ArenaAllocator", "format_bytes"]
+__all__ = ["AllocationRule", "MemoryStats", "Buffer", "ExternalBuffer", "ArenaAllocator", "format_bytes", "format_bandwidth"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,14 @@ def format_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
+
+
+def format_bandwidth(bytes_per_s: float) -> str:
+    """1.6e12 -> '1.6 TB/s', 5.12e11 -> '512 GB/s' (decimal units, as vendors quote memory and links)."""
+    for unit, scale in (("TB/s", 1e12), ("GB/s", 1e9), ("MB/s", 1e6)):
+        if bytes_per_s >= scale:
+            return f"{bytes_per_s / scale:.3g} {unit}"
+    return f"{bytes_per_s:.0f} B/s"
 
 
 class Buffer:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..cli_options import add_device_option, device_list, fit_targets
 from ..errors import InvalidArgumentError
-from ..memory import format_bytes
+from ..memory import format_bandwidth, format_bytes
 
 if TYPE_CHECKING:
     from ..device import DeviceSpec
@@ -25,9 +25,7 @@ _QUANTIZATIONS = ("none", "int8", "int4")
 
 
 def _bandwidth(value: float | None) -> str:
-    if value is None:
-        return "unknown"
-    return f"{value / 1e12:.1f} TB/s" if value >= 1e12 else f"{value / 1e9:.0f} GB/s"
+    return "unknown" if value is None else format_bandwidth(value)
 
 
 def _seconds(value: float | None) -> str:
