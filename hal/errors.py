@@ -1,6 +1,8 @@
 """Every failure hal reports to a user is a HalError subclass whose message says what to do next."""
 from __future__ import annotations
 
+import builtins
+
 __all__ = [
     "HalError",
     "InvalidArgumentError",
@@ -10,6 +12,7 @@ __all__ = [
     "InvalidSpecError",
     "DeviceError",
     "DeviceLostError",
+    "TimeoutError",
     "OutOfMemoryError",
     "UnsupportedOpError",
     "ExecutionError",
@@ -51,6 +54,11 @@ class DeviceError(HalError):
 
 class DeviceLostError(DeviceError):
     """The device stopped answering; every later operation on it fails the same way."""
+
+
+class TimeoutError(HalError, builtins.TimeoutError):  # catchable as the builtin too
+    """A blocking wait ran past its timeout (a collective whose peers did not all arrive); the
+    message names who did not arrive and how long hal waited."""
 
 
 class OutOfMemoryError(HalError, MemoryError):
