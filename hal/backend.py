@@ -18,6 +18,10 @@ Contract versions (HAL_BACKEND_API); the registry loads plugins of any version f
   1 -- devices, memory (allocate, stats, empty_cache), copies, streams, events, host functions.
   2 -- ONNX graphs: supports(node, device) -> Support, compile(...) -> Executable, optional
        cost(node, device, options). A version-1 backend keeps working; its devices run no nodes.
+  3 -- collectives (optional): peer_group(devices) -> PeerGroup | None, how a group of the
+       backend's devices reach each other (link, topology, figures) for hal.distributed, and
+       DeviceDriver.device_lost() / reset() (a lost device: collectives name it, Device.reset()
+       brings it back). A version-1/2 backend keeps working: its groups go through the host.
 """
 from __future__ import annotations
 
@@ -48,7 +52,7 @@ if TYPE_CHECKING:
     from .device import Device, Stream
     from .tensor import DeviceTensor
 
-HAL_BACKEND_API = 2
+HAL_BACKEND_API = 3
 MIN_BACKEND_API = 1
 
 __all__ = [
@@ -61,6 +65,7 @@ __all__ = [
     "StreamDriver",
     "EventDriver",
     "CopyCost",
+    "PeerGroup",
     # the types the contract's signatures use, re-exported with it
     "DeviceSpec", "DType", "AllocationRule", "ArenaAllocator", "Buffer", "MemoryStats",
     "HalError", "BackendError", "DeviceError", "DeviceLostError", "InvalidArgumentError",
@@ -103,6 +108,13 @@ class Backend(ABC):
     def dlpack_device_index(self, device_type: int, device_id: int) -> int | None:
         """Which of this backend's devices is DLPack device (device_type, device_id), for
         hal.from_dlpack of device memory (a CUDA tensor); None: none of them (optional, API 2)."""
+        return None
+
+    # -- collectives (optional, API 3) ---------------------------------------------------------
+    def peer_group(self, devices: Sequence[Device]) -> PeerGroup | None:
+        """How these devices of this backend (two or more, distinct, in rank order) reach each
+        other for hal.distributed's collectives; None (the default): they have no link hal can
+        model, and collectives go through the host with the devices' own copies."""
         return None
 
 
@@ -152,6 +164,15 @@ class DeviceDriver(ABC):
     def import_dlpack(self, obj: Any) -> tuple[Any, tuple[int, ...], DType]:
         """(buffer sharing obj's memory, shape, dtype) for a DLPack producer on this device."""
         raise BufferError(f"{self.spec.device_name} cannot import DLPack tensors")
+
+    def device_lost(self) -> bool:
+        """Whether the device is lost (reset needed), so a collective names the rank that failed
+        instead of waiting for it (optional, API 3)."""
+        return False
+
+    def reset(self) -> None:
+        """Brings a lost device back, as Device.reset() asks (optional, API 3; the default has
+        nothing to reset)."""
 
 
 class StreamDriver(ABC):
@@ -235,3 +256,38 @@ class CopyCost(Protocol):
     def device_to_host(self, nbytes: int) -> float: ...
 
     def device_to_device(self, nbytes: int, same_device: bool) -> float: ...
+
+
+class PeerGroup(ABC):
+    """A group of one backend's devices joined by a peer link (optional, API 3), as
+    Backend.peer_group returns it: the link's figures, from which hal.distributed models each
+    collective's time per algorithm, and access to the devices' memory for the data movement.
+
+    hal moves the data itself (reads every rank's buffer through memory(), reduces, writes the
+    results), so this fits chips whose memory hal keeps on the host (simulated chips); a real
+    chip's collectives go through its own library (hal.torch.collectives: NCCL, HCCL).
+    """
+
+    link: str
+    """The link's name: "HCCS", "XPU Link (XLINK)"."""
+    topology: str
+    """"full_mesh" (a link between every pair, all usable at once) or "ring" (each device reaches
+    the next; the ring and tree algorithms apply)."""
+    bandwidth: float
+    """Bytes/s one link carries in one direction."""
+    latency: float
+    """Seconds one step over the link costs before its first byte arrives."""
+    source: str
+    """Where the figures come from (spec file keys and their sources), for describe()."""
+    simulated: bool = True
+    """True: submit() advances the streams' simulated clocks by the modelled seconds."""
+
+    @abstractmethod
+    def memory(self, tensor: DeviceTensor) -> np.ndarray:
+        """The tensor's device memory as a writable numpy array of its shape and dtype, without a
+        copy; called on a stream's thread, in stream order."""
+
+    @abstractmethod
+    def submit(self, stream: Stream, name: str, fn: Callable[[], None], seconds: float) -> None:
+        """Queues fn on the stream (in order, like any other op there) as a collective that takes
+        `seconds` of device time; a profiler records it in the category "collective"."""

@@ -1,6 +1,7 @@
 """What a user holds: Device (one chip), its DeviceSpec, Stream (in-order work queue) and Event."""
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -73,6 +74,9 @@ class Device:
         self._driver: DeviceDriver | None = None
         self._default_stream: Stream | None = None
         self._streams: weakref.WeakSet[Stream] = weakref.WeakSet()
+        # Threads that reach a new device together must open one driver (one memory arena) and one
+        # default stream; and a WeakSet cannot be walked while another thread adds to it.
+        self._lock = threading.RLock()
 
     @property
     def name(self) -> str:
@@ -90,20 +94,26 @@ class Device:
     def driver(self) -> DeviceDriver:
         """The backend's driver for this device, opened on first use."""
         if self._driver is None:
-            self._driver = self.backend.open_device(self.spec.index)
+            with self._lock:
+                if self._driver is None:
+                    self._driver = self.backend.open_device(self.spec.index)
         return self._driver
 
     @property
     def default_stream(self) -> Stream:
         if self._default_stream is None:
-            self._default_stream = Stream(self, self.driver.create_stream())
-            self._streams.add(self._default_stream)
+            with self._lock:
+                if self._default_stream is None:
+                    stream = Stream(self, self.driver.create_stream())
+                    self._streams.add(stream)
+                    self._default_stream = stream
         return self._default_stream
 
     def stream(self) -> Stream:
         """A new stream: work on it runs in order, concurrently with other streams."""
         created = Stream(self, self.driver.create_stream())
-        self._streams.add(created)
+        with self._lock:
+            self._streams.add(created)
         return created
 
     def allocate(self, nbytes: int) -> Buffer:
@@ -119,10 +129,30 @@ class Device:
         """Returns cached, unused blocks to the host; gives the bytes released."""
         return self.driver.empty_cache()
 
+    @property
+    def lost(self) -> bool:
+        """Whether the device stopped answering (every operation on it fails with DeviceLostError)
+        until reset(). A lost device stays in hal.devices(), marked so, as nvidia-smi keeps showing
+        a card that fell off the bus: its index, and every other device's, keep their meaning."""
+        return self._driver is not None and self._driver.device_lost()
+
+    @property
+    def status(self) -> str:
+        """The device's state: "ok", or "lost" (see lost)."""
+        return "lost" if self.lost else "ok"
+
+    def reset(self) -> None:
+        """Resets the device: a lost one answers again. An error its streams still hold is
+        raised by their next synchronize, as it belongs to work from before the reset."""
+        if self._driver is not None:
+            self._driver.reset()
+
     def synchronize(self) -> None:
         """Waits for all work on every stream of this device; raises the first async error."""
         errors = []
-        for stream in list(self._streams):
+        with self._lock:
+            streams = list(self._streams)
+        for stream in streams:
             try:
                 stream.synchronize()
             except Exception as exc:  # keep draining the other streams, then report
@@ -131,7 +161,7 @@ class Device:
             raise errors[0]
 
     def __repr__(self) -> str:
-        return f"<hal.Device {self.name} '{self.spec.name}'>"
+        return f"<hal.Device {self.name} '{self.spec.name}'{' (lost)' if self.lost else ''}>"
 
     def __str__(self) -> str:
         return self.name

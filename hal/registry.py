@@ -129,7 +129,8 @@ def backend_failures() -> dict[str, str]:
 
 
 def devices(kind: str | None = None) -> list[Device]:
-    """Every device of every loaded backend (or of one kind), in backend then index order."""
+    """Every device of every loaded backend (or of one kind), in backend then index order. A lost
+    device stays listed with Device.lost set (status "lost") until Device.reset()."""
     _registry.load()
     found = list(_registry.devices.values())
     if kind is not None:

@@ -89,17 +89,22 @@ class _StreamState:
                 return
             name, fn, always_run = op
             if self.error is not None and not always_run:
-                self.skipped += 1
+                with self.lock:  # raise_pending_error takes the count from another thread
+                    self.skipped += 1
             else:
                 try:
                     if self.before_op is not None and not always_run:
                         self.before_op(name)
                     fn()
                 except BaseException as exc:  # held for the next synchronize
-                    if self.error is None:
-                        self.error = (name, exc)
-                    else:
-                        self.skipped += 1
+                    with self.lock:
+                        if self.error is None:
+                            self.error = (name, exc)
+                        else:
+                            self.skipped += 1
+            # The op's closure holds its buffers: drop it now, not when the next op arrives, so
+            # that memory a caller freed is back in memory_stats() once the stream is idle.
+            del op, fn
             self.completed_count = next(self.completed)
 
     def raise_pending_error(self) -> None:

@@ -18,7 +18,7 @@ from ..errors import BackendError
 from ..capability import CompileOptions, NodeInfo, Support
 from ..memory import ArenaAllocator, Buffer
 from .cost import ChipCost
-from .faults import FaultInjector
+from .faults import FaultInjector, faults_from_env
 from .spec import ChipSpec, find_chip_spec, list_chip_specs
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from ..device import Device, Stream
     from ..tensor import DeviceTensor
+    from .collectives import SimulatedPeerGroup
 
 __all__ = ["SimulatedBackend", "SimulatedDeviceDriver", "sim_device_config", "DEFAULT_SIM_DEVICE_COUNT"]
 
@@ -61,12 +62,21 @@ class SimulatedDeviceDriver(ArenaDeviceDriver):
     def __init__(self, spec: DeviceSpec, chip: ChipSpec):
         self.chip = chip
         self.faults = FaultInjector(spec.device_name)
+        for kind, after_ops in faults_from_env(spec.device_name):
+            self.faults.inject(kind, after_ops)
         allocator = ArenaAllocator(spec.device_name, spec.memory_bytes, chip.allocation)
         super().__init__(spec, allocator, copy_cost=ChipCost(chip), before_op=self.faults.before_op)
 
     def allocate(self, nbytes: int) -> Buffer:
         self.faults.before_allocate(nbytes)
         return super().allocate(nbytes)
+
+    def reset(self) -> None:
+        """A device reset: faults disarmed, a lost card answering again."""
+        self.faults.clear()
+
+    def device_lost(self) -> bool:
+        return self.faults.lost
 
     # The emulator runs on the host: it reads and writes device memory directly, outside the
     # simulated timeline (the chip's own kernels would not cross the host link).
@@ -109,6 +119,12 @@ class SimulatedBackend(Backend):
 
     def open_device(self, index: int) -> SimulatedDeviceDriver:
         return SimulatedDeviceDriver(self._specs[index], self.chip)
+
+    def peer_group(self, devices: Sequence[Device]) -> SimulatedPeerGroup | None:
+        """The cards over the spec's [peer_link] (hal.sim.collectives); None without one."""
+        from .collectives import sim_peer_group
+
+        return sim_peer_group(self.chip, devices)
 
     def chip_models(self) -> list[ChipSpec]:
         """Every chip model this backend ships a spec for."""

@@ -117,8 +117,10 @@ def test_injected_device_loss_until_reset(hal_device):
             t.copy_(np.ones(4, np.float32))
         with pytest.raises(hal.DeviceLostError):
             hal_device.allocate(16)
+        assert hal_device.status == "lost" and hal_device in [d for d in hal.devices() if d.lost]
     finally:
         sim.clear_faults(hal_device)
+    assert not hal_device.lost
     t.copy_(np.ones(4, np.float32))
 
 
