@@ -7,6 +7,7 @@
 Layers, each importing only those below it (pyproject.toml's [tool.importlinter] checks it):
     hal.cli                                  the command
     hal.llm | hal.conformance                LLMs; the conformance suite
+    hal.distributed                          collectives over a group of devices; Ray
     hal.cli_options                          options the subcommands share
     hal.onnx_backend | hal.backends_kit      onnx's backend API; everything a plugin imports
     hal.torch                                PyTorch devices, executor and torch.compile
@@ -57,7 +58,7 @@ __all__ = [
     "HalError", "BackendError", "DeviceError", "DeviceLostError", "DeviceNotFoundError",
     "InvalidArgumentError", "InvalidInputError", "InvalidModelError", "InvalidSpecError", "OutOfMemoryError", "TimeoutError",
     "UnsupportedDTypeError", "UnsupportedOpError", "UnsupportedModelError", "ExecutionError", "InferenceSession",
-    "KernelNotFoundError", "KernelLibraryError", "ops", "kernel",
+    "KernelNotFoundError", "KernelLibraryError", "ops", "kernel", "FailoverWarning",
     "MissingDependencyError", "from_torch",
 ]
 
@@ -68,16 +69,20 @@ def __getattr__(name: str):
         from .graph.session import InferenceSession
 
         return InferenceSession
+    if name == "FailoverWarning":  # hal.graph loads onnx: it waits for first use like InferenceSession
+        from .graph.session import FailoverWarning
+
+        return FailoverWarning
     if name == "from_torch":  # torch is optional: it loads here, with a clear error when missing
         from .torch.export import from_torch
 
         return from_torch
     # Extension ops (hal.ops, and its @hal.kernel decorator) and LLM generation (hal.llm) load on
     # first use too.
-    if name in ("ops", "kernel", "llm"):
+    if name in ("ops", "kernel", "llm", "distributed"):
         import importlib
 
-        module = importlib.import_module(".llm" if name == "llm" else ".ops", __name__)
+        module = importlib.import_module({"llm": ".llm", "distributed": ".distributed"}.get(name, ".ops"), __name__)
         return module.kernel if name == "kernel" else module
     raise AttributeError(f"module 'hal' has no attribute {name!r}")
 

@@ -3,6 +3,7 @@
     import hal
     model = hal.llm.load("path/to/hf_folder", device="ascend:0")   # config.json + safetensors
     model = hal.llm.load(config_dict, devices=["ascend:0", "kunlun:0"])   # random weights, layers split
+    model = hal.llm.load(config_dict, devices=["ascend:0", "ascend:1"], parallel="tensor")   # every layer split
     result = model.generate([[1, 2, 3]], max_new_tokens=32)
     print(result.tokens, result.time_to_first_token_s, result.decode_tokens_per_s)
     print(model.numerics_report([[1, 2, 3]]))

@@ -178,16 +178,20 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quantization", choices=("none", "int8", "w8a8"), default="none",
                         help="int8: weight-only int8 per output channel; w8a8: int8 activations too (quantized_matmul)")
     parser.add_argument("--seed", type=int, default=0, help="seed of random weights and of sampling")
+    parser.add_argument("--parallel", choices=("pipeline", "tensor"), default="pipeline",
+                        help="over several devices: pipeline (layers split in order, the default) or tensor (every "
+                             "layer's heads and MLP split over all of them, two all-reduces per layer)")
 
 
 def add_generate_parser(sub: Any) -> None:
     parser = sub.add_parser("generate", help="generate tokens with an LLM (Llama / Qwen2 family) on any device",
                             description="Generate tokens from a Hugging Face model folder (config.json + safetensors) "
-                                        "on one device or a pipeline of devices; print the tokens, time to first token "
+                                        "on one device, a pipeline of devices or a tensor-parallel group; print the tokens, time to first token "
                                         "and decode tokens/s on the wall clock and on each simulated chip's clock.")
     parser.add_argument("model", nargs="?", help="a Hugging Face model folder (config.json + *.safetensors)")
     add_generation_arguments(parser)
-    add_device_option(parser, default="cpu", help="device (default cpu), or a comma-separated list: layers split in order")
+    add_device_option(parser, default="cpu", help="device (default cpu), or a comma-separated list: layers split in order "
+                                                   "(--parallel tensor: every layer split over all of them)")
     parser.add_argument("--precision-mode", help="Ascend CANN precision_mode (default: the chip's documented default)")
     parser.add_argument("--fc-precision", help="Kunlun fully connected compute type (default int16)")
     parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
@@ -219,7 +223,7 @@ def build_model(args: argparse.Namespace, devices: list[str]):
     from .config import RANDOM_MODEL_CONFIGS, DecoderConfig
 
     options = dict(precision_mode=getattr(args, "precision_mode", None), fc_precision=getattr(args, "fc_precision", None),
-                   quantization=args.quantization)
+                   quantization=args.quantization, parallel=getattr(args, "parallel", "pipeline"))
     if args.random_config:
         if args.model:
             raise InvalidArgumentError("give a MODEL_DIR or --random-config, not both")
@@ -262,7 +266,9 @@ def _generate_command(args: argparse.Namespace) -> int:
         if stage.get("route") == "onnx":
             print(f"{stage['device']}: the ONNX export, {stage['nodes']} nodes")
             continue
-        print(f"{stage['device']}: layers {stage['layers'][0]}-{stage['layers'][1]}, linear {stage['linear']}, "
+        split = (f" (rank {stage['rank']}: attention heads {stage['attention_heads']}, KV heads {stage['kv_heads']})"
+                 if stage.get("parallel") == "tensor" else "")
+        print(f"{stage['device']}: layers {stage['layers'][0]}-{stage['layers'][1]}{split}, linear {stage['linear']}, "
               f"KV cache {stage['kv_cache']}")
         hidden = stage.get("hidden_in")
         if hidden:

@@ -8,7 +8,8 @@
 Each generation is one prefill (the whole prompt) and one decode step per new token, run as the
 kernels of hal.llm.runtime on the model's devices; layers may be split over several devices
 (`devices=["ascend:0", "kunlun:0"]`: a pipeline by layers, the hidden state copied between them
-through hal's copy path, costed as any copy is).
+through hal's copy path, costed as any copy is); or split tensor-parallel (`parallel="tensor"`:
+every layer's heads and MLP over all the devices, two all-reduces per layer; hal.llm.tensor_parallel).
 
 The KV cache is static: one buffer per device, [layers, 2, batch, kv_heads, max_length, head_dim],
 allocated once per generate() call from prompt length + max_new_tokens and written in place at
@@ -38,6 +39,7 @@ from .config import DecoderConfig
 from .prompt import check_prompt, position_ids
 from .rope import rope_tables
 from .runtime import DeviceKernels, LinearWeights
+from .tensor_parallel import TensorParallelGroup
 from .weights import layer_prefix, load_weights, random_weights
 
 __all__ = ["DecoderModel", "GenerationResult", "NumericsReport", "load"]
@@ -56,6 +58,9 @@ class GenerationResult:
     """Per simulated device: time_to_first_token_s and decode_step_s on the device's clock."""
     logits: list[np.ndarray] | None = None
     """Per step [batch, vocab] float32, when asked for (numerics_report)."""
+    parallel: str = "pipeline"
+    """How the model's devices share a step: "pipeline" (one after another: a step's simulated
+    time is their sum) or "tensor" (all at once: the slowest device's time)."""
 
     @property
     def decode_tokens_per_s(self) -> float:
@@ -64,16 +69,20 @@ class GenerationResult:
         return len(steps) / sum(steps) if steps and sum(steps) > 0 else math.nan
 
     def simulated_decode_tokens_per_s(self) -> float | None:
-        """Decode tokens/s on the simulated clock (the pipeline's devices summed per step)."""
+        """Decode tokens/s on the simulated clock (a pipeline's devices summed per step, a
+        tensor-parallel group's slowest device)."""
         if not self.simulated:
             return None
-        per_step = np.sum([d["decode_step_s"] for d in self.simulated.values()], axis=0)
+        per_step = self._combine([d["decode_step_s"] for d in self.simulated.values()], axis=0)
         return len(per_step) / float(np.sum(per_step)) if len(per_step) and np.sum(per_step) > 0 else math.nan
 
     def simulated_time_to_first_token_s(self) -> float | None:
         if not self.simulated:
             return None
-        return float(sum(d["time_to_first_token_s"] for d in self.simulated.values()))
+        return float(self._combine([d["time_to_first_token_s"] for d in self.simulated.values()]))
+
+    def _combine(self, per_device: list, axis: int | None = None) -> Any:
+        return np.max(per_device, axis=axis) if self.parallel == "tensor" else np.sum(per_device, axis=axis)
 
 
 @dataclass(frozen=True)
@@ -132,23 +141,38 @@ class DecoderModel:
 
     def __init__(self, config: DecoderConfig, weights: Mapping[str, np.ndarray], *, devices: Sequence[str | Device],
                  precision_mode: str | None = None, fc_precision: str | None = None, quantization: str = "none",
-                 route: str = "auto"):
+                 route: str = "auto", parallel: str = "pipeline"):
         self.config = config
         targets = [get_device(d) for d in devices]
         if not targets:
             raise InvalidArgumentError("hal.llm needs at least one device")
         if route not in ROUTES:
             raise InvalidArgumentError(f"route must be one of {', '.join(ROUTES)}, got {route!r}")
+        if parallel not in PARALLEL:
+            raise InvalidArgumentError(f"parallel must be one of {', '.join(PARALLEL)}, got {parallel!r}")
         if route == "auto":
             route = "kernels" if all(kernel_route_runs_on(d) for d in targets) else "onnx"
         self.route = route
+        self.parallel = parallel
         names = [d.name for d in targets]
         if len(set(names)) != len(names):
-            raise InvalidArgumentError(f"devices lists a device twice: {names}; a pipeline stage per device")
-        if len(targets) > config.num_hidden_layers:
+            raise InvalidArgumentError(f"devices lists a device twice: {names}; a pipeline stage or a tensor-parallel rank per device")
+        if parallel == "pipeline" and len(targets) > config.num_hidden_layers:
             raise InvalidArgumentError(f"{len(targets)} devices for {config.num_hidden_layers} layers: a device needs at least one layer")
         self._host_weights = weights
+        self._cos, self._sin = rope_tables(config, config.max_position_embeddings)
         self._onnx: OnnxRoute | None = None
+        self._tensor: TensorParallelGroup | None = None
+        if parallel == "tensor":
+            if route != "kernels":
+                raise InvalidArgumentError(
+                    f"parallel='tensor' runs on the kernel route (the CPU and simulated chips); {', '.join(names)} "
+                    "take the ONNX route: use parallel='pipeline' there"
+                )
+            self._tensor = TensorParallelGroup(config, weights, targets, precision_mode=precision_mode,
+                                               fc_precision=fc_precision, quantization=quantization)
+            self.stages = []
+            return
         if route == "onnx":
             if quantization != "none":
                 raise InvalidArgumentError("quantization runs on the kernel route; the ONNX export is float32")
@@ -164,13 +188,20 @@ class DecoderModel:
         self._final_norm_tensor, self._final_norm = last.upload(weights["model.norm.weight"])
         head = weights["model.embed_tokens.weight"] if config.tie_word_embeddings else weights["lm_head.weight"]
         self._lm_head = last.linear_weights(head, None)
-        self._cos, self._sin = rope_tables(config, config.max_position_embeddings)
 
     @property
     def devices(self) -> list[Device]:
         if self._onnx is not None:
             return list(self._onnx.session.devices)
+        if self._tensor is not None:
+            return self._tensor.devices
         return [s.kernels.device for s in self.stages]
+
+    @property
+    def tensor_parallel(self) -> TensorParallelGroup | None:
+        """The group a parallel="tensor" model runs on (its communicator, each rank's kernels and
+        communication stream), or None."""
+        return self._tensor
 
     def _layer(self, kernels: DeviceKernels, index: int) -> _Layer:
         w, p, c = self._host_weights, layer_prefix(index), self.config
@@ -200,6 +231,8 @@ class DecoderModel:
         ONNX route, per device of the session's plan: its partitions and nodes."""
         if self._onnx is not None:
             return self._onnx.describe()
+        if self._tensor is not None:
+            return self._tensor.describe()
         stages = [{**s.kernels.describe(), "layers": [s.layers.start, s.layers.stop - 1]} for s in self.stages]
         for previous, stage, info in zip(self.stages, self.stages[1:], stages[1:]):
             info["hidden_in"] = _transfer_plan(previous.kernels.device, stage.kernels.device, self.config.hidden_size * 4)
@@ -249,7 +282,7 @@ class DecoderModel:
                 break
             t0 = time.perf_counter()
         simulated = {name: {"time_to_first_token_s": t[0], "decode_step_s": t[1:]} for name, t in stage_times.items()}
-        return GenerationResult(tokens, prompt, step_wall[0], step_wall[1:], simulated, logits_kept)
+        return GenerationResult(tokens, prompt, step_wall[0], step_wall[1:], simulated, logits_kept, self.parallel)
 
     def _steps(self, ids: np.ndarray, mask: np.ndarray, count: int, picker, stage_times: dict[str, list[float]],
                forced: np.ndarray | None = None):
@@ -280,17 +313,21 @@ class DecoderModel:
         return check_prompt(_as_batch(input_ids), mask, vocab_size=self.config.vocab_size)
 
     def _allocate_caches(self, batch: int, length: int) -> list[tuple[DeviceTensor, np.ndarray]]:
-        """The static KV cache of each stage, checked against the device's free memory first."""
+        """The static KV cache of each stage (of each tensor-parallel rank: its key/value heads),
+        checked against the device's free memory first."""
         c = self.config
+        if self._tensor is not None:
+            holders = [(k, c.num_hidden_layers, self._tensor.kv_heads) for k in self._tensor.kernels]
+        else:
+            holders = [(s.kernels, len(s.layers), c.num_key_value_heads) for s in self.stages]
         plans = []
-        for stage in self.stages:
-            k = stage.kernels
-            shape = (len(stage.layers), 2, batch, c.num_key_value_heads, length, c.head_dim)
+        for k, layers, kv_heads in holders:
+            shape = (layers, 2, batch, kv_heads, length, c.head_dim)
             nbytes = math.prod(shape) * k.kv_dtype.itemsize
             stats = k.device.memory_stats()
             if nbytes > stats.free_bytes:
                 raise OutOfMemoryError(
-                    f"{k.device.name}: the KV cache of {len(stage.layers)} layers x batch {batch} x {length} tokens "
+                    f"{k.device.name}: the KV cache of {layers} layers x batch {batch} x {length} tokens "
                     f"({k.kv_dtype}) needs {format_bytes(nbytes)}; {format_bytes(stats.free_bytes)} of "
                     f"{format_bytes(stats.capacity_bytes)} is free after the weights. Use a shorter prompt or "
                     "max_new_tokens, a smaller batch, more devices, or quantization='int8'"
@@ -305,6 +342,9 @@ class DecoderModel:
         batch, length = ids.shape
         flat = positions.reshape(-1)
         step_cos, step_sin = self._cos[flat], self._sin[flat]  # [B * S, D/2]
+        if self._tensor is not None:
+            bias = self._attention_bias(key_mask, batch, length, past)
+            return self._tensor.step(ids, step_cos, step_sin, bias, past, caches, picker, label, stage_times)
         per_kernel: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # made when a stage runs kernel by kernel
         recorder = profiler.active()
         hidden = None
@@ -314,7 +354,7 @@ class DecoderModel:
             wall0 = time.perf_counter()
             begin = k.stream.record_event() if k.chip is not None else None
             if hidden is None:
-                staged = self._upload_ids(k, ids)
+                staged = k.upload_ids(ids)
                 hidden = k.embed(self._embedding, staged, "embedding")
             else:
                 hidden = self._transfer(hidden, self.stages[index - 1].kernels, k)
@@ -331,7 +371,7 @@ class DecoderModel:
                 logits = k.linear(normed, self._lm_head, "lm_head")
                 sampled = k.sample(logits, picker, "sample")
                 k.flush()
-                tokens = self._download_tokens(k, sampled)
+                tokens = k.download_tokens(sampled)
             k.flush()
             end = k.stream.record_event() if k.chip is not None else None
             if begin is not None and end is not None:
@@ -352,55 +392,32 @@ class DecoderModel:
         """(cos, sin, bias) as the per-kernel route takes them (the fused CPU step reads the step's
         angles and the key mask as they are): the angles repeated per (row, head), and the additive
         attention bias [B, 1 or G*S, T], causal within a prefill."""
-        c = self.config
-        heads = c.num_attention_heads + c.num_key_value_heads
+        heads = self.config.num_attention_heads + self.config.num_key_value_heads
         cos, sin = np.repeat(step_cos, heads, axis=0), np.repeat(step_sin, heads, axis=0)
+        return cos, sin, self._attention_bias(key_mask, batch, length, past)
+
+    def _attention_bias(self, key_mask: np.ndarray, batch: int, length: int, past: int) -> np.ndarray:
+        """The additive attention bias [B, 1 or G*S, T] of a step: the key mask, and causal within a prefill."""
+        c = self.config
         seen = past + length
         bias = np.ascontiguousarray(key_mask[:, None, :seen])  # [B, 1, T]: one row serves every query
         if length > 1:  # causal: query s sees cache positions up to past + s; rows are (group head, s)
             causal = np.triu(np.full((length, seen), _MASKED, np.float32), k=past + 1)
             bias = bias[:, :, None, :] + causal[None, None, :, :]  # [B, 1, S, T]
             bias = np.ascontiguousarray(np.broadcast_to(bias, (batch, c.groups, length, seen))).reshape(batch, c.groups * length, seen)
-        return cos, sin, bias
+        return bias
 
     def _layer_step(self, k: DeviceKernels, w: _Layer, index: int, hidden: np.ndarray, cache: np.ndarray,
                     cos: np.ndarray, sin: np.ndarray, bias: np.ndarray, batch: int, length: int, past: int) -> None:
         c = self.config
-        hq, hkv, d, g = c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.groups
-        rows = batch * length
         tag = f"layer {index} "
         x = k.rms_norm(hidden, w.input_norm, c.rms_norm_eps, tag + "input_norm")
         qkv = k.linear(x, w.qkv, tag + "qkv")
-        rotated = k.rope(np.ascontiguousarray(qkv[:, : (hq + hkv) * d]).reshape(rows * (hq + hkv), d), cos, sin, tag + "rope")
-        rotated = rotated.reshape(batch, length, hq + hkv, d)
-        q = rotated[:, :, :hq].reshape(batch, length, hkv, g, d).transpose(0, 2, 3, 1, 4).reshape(batch, hkv, g * length, d)
-        keys = rotated[:, :, hq:].transpose(0, 2, 1, 3)
-        values = qkv[:, (hq + hkv) * d :].reshape(batch, length, hkv, d).transpose(0, 2, 1, 3)
-        k.write_cache(cache, keys, values, past, tag + "kv_write")
-        seen = past + length
-        attended = k.attention(q, cache[0], cache[1], seen, bias, tag + "attention")
-        attended = attended.reshape(batch, hkv, g, length, d).transpose(0, 3, 1, 2, 4).reshape(rows, hq * d)
-        k.add_(hidden, k.linear(np.ascontiguousarray(attended), w.o, tag + "o_proj"), tag + "residual")
+        attended = k.self_attention(qkv, cache, cos, sin, bias, c.num_attention_heads, c.num_key_value_heads, batch, length, past, tag)
+        k.add_(hidden, k.linear(attended, w.o, tag + "o_proj"), tag + "residual")
         x = k.rms_norm(hidden, w.post_norm, c.rms_norm_eps, tag + "post_norm")
         up = k.swiglu(k.linear(x, w.gate_up, tag + "gate_up"), tag + "swiglu")
         k.add_(hidden, k.linear(up, w.down, tag + "down_proj"), tag + "residual")
-
-    def _upload_ids(self, k: DeviceKernels, ids: np.ndarray) -> np.ndarray:
-        """The step's token ids: one small host -> device copy (none on the CPU, whose memory the
-        host reads: a copy through its stream would only add a thread hand-off per token)."""
-        if k.device.spec.host_addressable:
-            return ids
-        tensor, view = k.allocate(ids.shape, "int64")
-        tensor.copy_(ids)
-        return view
-
-    def _download_tokens(self, k: DeviceKernels, tokens: np.ndarray) -> np.ndarray:
-        """The sampled ids, written on the device, then one small device -> host copy (none on the CPU)."""
-        if k.device.spec.host_addressable:
-            return tokens
-        tensor, view = k.allocate(tokens.shape, "int64")
-        view[...] = tokens
-        return tensor.numpy()
 
     def _transfer(self, hidden: np.ndarray, source: DeviceKernels, target: DeviceKernels) -> np.ndarray:
         """The hidden state from one stage's device to the next through hal's copy path (a peer link,
@@ -439,6 +456,10 @@ _MASKED = np.float32(-1e30)
 real key, and -inf everywhere would make its attention NaN, which its keys and values would carry
 into the cache (0 * NaN is NaN). exp(-1e30 - max) is exactly 0, as with -inf."""
 
+
+PARALLEL = ("pipeline", "tensor")
+"""How several devices share a model: "pipeline" (consecutive layers per device), "tensor" (every
+layer split over all of them, hal.llm.tensor_parallel)."""
 
 ROUTES = ("auto", "kernels", "onnx")
 """How a model runs: "kernels" (hal.ops kernels on the CPU and the simulated chips, a static KV
@@ -594,11 +615,13 @@ def _sampler(do_sample: bool, temperature: float, top_k: int, top_p: float, seed
 
 def load(model: str | Path | Mapping[str, Any] | DecoderConfig, *, device: str | Device | None = None,
          devices: Sequence[str | Device] | None = None, precision_mode: str | None = None, fc_precision: str | None = None,
-         quantization: str = "none", seed: int = 0, route: str = "auto") -> DecoderModel:
+         quantization: str = "none", seed: int = 0, route: str = "auto", parallel: str = "pipeline") -> DecoderModel:
     """A decoder from a Hugging Face folder (config.json + safetensors), or with random weights
     from a config (a dict as in config.json, or a DecoderConfig) for tests and estimates.
 
-    device: one device (default cpu:0); devices: several, the layers split among them in order.
+    device: one device (default cpu:0); devices: several, the layers split among them in order
+    (parallel="pipeline"), or every layer split over all of them (parallel="tensor": attention heads,
+    KV cache and MLP sharded, Megatron-LM style; the head counts must divide by the devices).
     precision_mode (Ascend) and fc_precision (Kunlun) as for hal.InferenceSession; route: "kernels",
     "onnx" or "auto" (kernels on the CPU and the simulated chips, the ONNX export elsewhere: cuda:N);
     quantization="int8": weight-only int8 per output channel (hal.ops.linear reads the levels, the
@@ -616,4 +639,4 @@ def load(model: str | Path | Mapping[str, Any] | DecoderConfig, *, device: str |
         config = DecoderConfig.from_file(model)
         weights = load_weights(model, config)
     return DecoderModel(config, weights, devices=targets, precision_mode=precision_mode, fc_precision=fc_precision,
-                        quantization=quantization, route=route)
+                        quantization=quantization, route=route, parallel=parallel)

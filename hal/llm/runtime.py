@@ -184,6 +184,23 @@ class DeviceKernels:
     def view(self, tensor: DeviceTensor) -> np.ndarray:
         return self._view(tensor)
 
+    def upload_ids(self, ids: np.ndarray) -> np.ndarray:
+        """A step's token ids: one small host -> device copy (none on the CPU, whose memory the
+        host reads: a copy through its stream would only add a thread hand-off per token)."""
+        if self.device.spec.host_addressable:
+            return ids
+        tensor, view = self.allocate(ids.shape, "int64")
+        tensor.copy_(ids)
+        return view
+
+    def download_tokens(self, tokens: np.ndarray) -> np.ndarray:
+        """The sampled ids, written on the device, then one small device -> host copy (none on the CPU)."""
+        if self.device.spec.host_addressable:
+            return tokens
+        tensor, view = self.allocate(tokens.shape, "int64")
+        view[...] = tokens
+        return tensor.numpy()
+
     def linear_weights(self, w_out_in: np.ndarray, bias: np.ndarray | None) -> LinearWeights:
         """A transformers Linear weight [out, in] (and bias) as this device keeps and computes it."""
         w = np.ascontiguousarray(w_out_in.T, dtype=np.float32)
@@ -334,6 +351,24 @@ class DeviceKernels:
         shape = keys.shape  # the time counts the keys' bytes only: the values' equal share is missing (noted on #15)
         if self.chip is not None:
             self.account(name, "ScatterND", "", ((str(self.kv_dtype), shape),), ((str(self.kv_dtype), shape),))
+
+    def self_attention(self, qkv: np.ndarray, cache: np.ndarray, cos: np.ndarray, sin: np.ndarray, bias: np.ndarray,
+                       heads: int, kv_heads: int, batch: int, length: int, past: int, tag: str) -> np.ndarray:
+        """A layer's attention between its qkv projection and o_proj, for every head in `qkv`
+        [B*S, (heads + 2*kv_heads) * D]: rope on q and k, the step's keys and values written to
+        `cache` [2, B, kv_heads, Tmax, D] at `past`, grouped-query attention over the cache.
+        Returns [B*S, heads * D]. One card's whole layer and a tensor-parallel rank's share of the
+        heads (hal.distributed.TensorParallelBlock) both run it."""
+        d = cache.shape[-1]
+        g, rows = heads // kv_heads, batch * length
+        rotated = self.rope(np.ascontiguousarray(qkv[:, : (heads + kv_heads) * d]).reshape(rows * (heads + kv_heads), d), cos, sin, tag + "rope")
+        rotated = rotated.reshape(batch, length, heads + kv_heads, d)
+        q = rotated[:, :, :heads].reshape(batch, length, kv_heads, g, d).transpose(0, 2, 3, 1, 4).reshape(batch, kv_heads, g * length, d)
+        keys = rotated[:, :, heads:].transpose(0, 2, 1, 3)
+        values = qkv[:, (heads + kv_heads) * d :].reshape(batch, length, kv_heads, d).transpose(0, 2, 1, 3)
+        self.write_cache(cache, keys, values, past, tag + "kv_write")
+        attended = self.attention(q, cache[0], cache[1], past + length, bias, tag + "attention")
+        return np.ascontiguousarray(attended.reshape(batch, kv_heads, g, length, d).transpose(0, 3, 1, 2, 4).reshape(rows, heads * d))
 
     def attention(self, q: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, length: int, bias: np.ndarray,
                   name: str) -> np.ndarray:

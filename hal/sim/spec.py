@@ -23,6 +23,8 @@ __all__ = ["Figure", "Software", "ChipSpec", "load_chip_spec", "find_chip_spec",
 SCHEMA_VERSION = 1
 CONFIDENCE_LEVELS = ("high", "medium", "low")
 COMPATIBILITY = ("cuda", "rocm", "own")
+PEER_TOPOLOGIES = ("full_mesh", "ring")
+"""How a chip's peer link joins cards: a link between every pair, or each card to the next."""
 """What a chip's software stack offers a framework developer: CUDA's programming model and APIs
 (code written for CUDA runs with little change), ROCm's (HIP), or the vendor's own."""
 
@@ -77,6 +79,10 @@ class ChipSpec:
     peak_flops: dict[str, Figure]
     peer_link: str | None = None
     peer_link_bandwidth: Figure | None = None
+    peer_link_topology: str | None = None
+    """"full_mesh" or "ring" ([peer_link] topology); None where the spec does not say."""
+    peer_link_cards: Figure | None = None
+    """How many cards the peer link joins ([peer_link] cards, e.g. an 8-card HCCS mesh)."""
     software: Software | None = None
     figures: dict[str, Figure] = field(default_factory=dict)
     """Every figure of the file by dotted key ("memory.capacity"), for reports."""
@@ -106,6 +112,8 @@ class ChipSpec:
                 "host_link": self.host_link,
                 "peer_link": self.peer_link,
                 "peer_link_bandwidth": self.peer_link_bandwidth.value if self.peer_link_bandwidth else None,
+                **({"peer_link_topology": self.peer_link_topology} if self.peer_link_topology else {}),
+                **({"peer_link_cards": int(self.peer_link_cards.value)} if self.peer_link_cards else {}),
                 "default_precision_mode": self.default_precision_mode,
                 "software": None if self.software is None else {
                     "stack": self.software.stack, "compatibility": self.software.compatibility,
@@ -245,8 +253,12 @@ def _load(path: Path) -> ChipSpec:
         peak_flops=peak,
         peer_link=r.text("peer_link", "name") if has_peer else None,
         peer_link_bandwidth=r.figure("peer_link", "bandwidth") if has_peer else None,
+        peer_link_topology=r.text("peer_link", "topology", optional=True) if has_peer else None,
+        peer_link_cards=r.figure("peer_link", "cards", optional=True) if has_peer else None,
         software=_software(r),
     )
+    if spec.peer_link_topology not in (None, *PEER_TOPOLOGIES):
+        raise r.fail("peer_link.topology", f"must be one of {PEER_TOPOLOGIES}, got {spec.peer_link_topology!r}")
     for optional in ("cores", "clock"):
         r.figure("compute", optional, optional=True)
     object.__setattr__(spec, "figures", dict(r.figures))
