@@ -27,7 +27,12 @@ def _command(args: argparse.Namespace) -> int:
         command="hal conformance " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["conformance"] else "",
         progress=sys.stderr if sys.stderr.isatty() else None,
     )
-    report = run_conformance(options)
+    if args.ray:
+        from .ray_runner import run_conformance_on_ray
+
+        report = run_conformance_on_ray(options, args.ray)
+    else:
+        report = run_conformance(options)
     print_summary(report)
     if options.report_dir is not None:
         print(f"wrote {options.report_dir / 'report.html'}, report.md and report.json")
@@ -57,5 +62,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "test's op is its model's single node, and an _expanded test goes with the test it "
                              "expands; repeatable; with -k, a test must match both; the API suite is not run")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="worker processes for the node tests (default 1)")
+    parser.add_argument("--ray", metavar="ADDRESS",
+                        help="run each backend's suites (per mode) as a task on the Ray cluster at ADDRESS ('auto' or "
+                             "host:port), on a node that declares the backend's resource (hal_sim_ascend, NPU, ...: see "
+                             "hal.distributed.ray.resource_for), and merge one report; every node needs hal installed")
     parser.add_argument("--no-baselines", action="store_true", help="skip onnxruntime and reference runs")
     parser.set_defaults(run=_command)

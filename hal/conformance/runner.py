@@ -24,7 +24,7 @@ from .onnx_node.cases import NodeCase
 from .onnx_node.run import BASELINES, CaseResult, Target, run_case
 from .report import ApiResult, Report, write_reports
 
-__all__ = ["RunOptions", "resolve_devices", "run_conformance", "print_summary"]
+__all__ = ["RunOptions", "check_options", "environment", "resolve_devices", "run_conformance", "run_node_cases", "print_summary"]
 
 SUITES = ("api", "onnx", "all")
 _CHUNK = 48
@@ -75,7 +75,8 @@ def resolve_devices(names: Sequence[str], all_backends: bool) -> dict[str, str]:
     return chosen
 
 
-def _environment(command: str) -> dict[str, str]:
+def environment(command: str) -> dict[str, str]:
+    """Versions, machine and date for a report's header."""
     from importlib.metadata import PackageNotFoundError, version
 
     import onnx
@@ -261,7 +262,12 @@ def run_node_suite(targets: Sequence[Target], names: Sequence[str], jobs: int = 
     from .onnx_node.cases import node_cases
 
     by_name = {c.name: c for c in node_cases()}
-    cases = [by_name[name] for name in names]
+    return run_node_cases(targets, [by_name[name] for name in names], jobs, progress)
+
+
+def run_node_cases(targets: Sequence[Target], cases: Sequence[NodeCase], jobs: int = 1,
+                   progress: Callable[[int, str], None] | None = None) -> list[CaseResult]:
+    """run_node_suite on cases already built (building all of onnx's takes ~10 s a process)."""
     tasks = [(t, target, cases[i:i + _CHUNK]) for t, target in enumerate(targets) for i in range(0, len(cases), _CHUNK)]
     results: dict[int, list[CaseResult]] = {}
     if jobs <= 1:
@@ -323,17 +329,22 @@ def run_node_suite(targets: Sequence[Target], names: Sequence[str], jobs: int = 
     return [r for index in sorted(results) for r in results[index]]
 
 
-def run_conformance(options: RunOptions) -> Report:
-    from .. import registry
-    from .onnx_node.cases import node_cases, select_cases
-
+def check_options(options: RunOptions) -> None:
+    """InvalidArgumentError for options no run can honour."""
     if options.suite not in SUITES:
         raise InvalidArgumentError(f"--suite must be one of {', '.join(SUITES)}, got {options.suite!r}")
     if options.ops and options.suite == "api":
         raise InvalidArgumentError("--ops selects onnx's node tests, and --suite api runs none; use --suite onnx, or -k for API tests")
+
+
+def run_conformance(options: RunOptions) -> Report:
+    from .. import registry
+    from .onnx_node.cases import node_cases, select_cases
+
+    check_options(options)
     devices = resolve_devices(options.backends, options.all_backends)
     report = Report(backends=list(devices), devices=devices, strict_xfail=options.strict_xfail,
-                    environment=_environment(options.command))
+                    environment=environment(options.command))
     if options.suite in ("api", "all") and not options.ops:
         if options.progress is not None:
             options.progress.write(f"API suite on {', '.join(devices.values())}...\n")
