@@ -77,7 +77,12 @@ KernelAttrs convert_attrs(const py::dict& attrs, const std::string& op) {
     py::handle v = item.second;
     if (py::isinstance<py::bool_>(v) || py::isinstance<py::int_>(v)) {
       a.kind = HAL_ATTR_INT;
-      a.i = v.cast<int64_t>();
+      int overflow = 0;
+      a.i = PyLong_AsLongLongAndOverflow(v.ptr(), &overflow);
+      if (overflow != 0) {
+        raise_hal("InvalidArgumentError", op + ": attribute '" + out.strings.back() + "' = " + std::string(py::repr(v)) +
+                                              " does not fit in a 64-bit integer");
+      }
     } else if (py::isinstance<py::float_>(v)) {
       a.kind = HAL_ATTR_FLOAT;
       a.f = v.cast<double>();
@@ -279,6 +284,14 @@ ArrayOutputs run_on_arrays(const hal::ops::Kernel& kernel, PyObject* const* inpu
     t.data = array.mutable_data();
     nbytes += array.nbytes();
   }
+  // Outputs without elements leave nothing to compute, but a kernel would still walk its rows:
+  // 2**31 rows of width 0 is a zero-byte array numpy makes at once and minutes of looping.
+  bool nothing_to_write = call.num_outputs > 0;
+  for (int32_t i = 0; i < call.num_outputs && nothing_to_write; ++i) {
+    const hal_tensor& t = call.outputs[i];
+    nothing_to_write = std::any_of(t.shape, t.shape + t.ndim, [](int64_t d) { return d == 0; });
+  }
+  if (nothing_to_write) return result;
   int32_t status;
   if (nbytes >= kReleaseGilBytes) {
     py::gil_scoped_release nogil;

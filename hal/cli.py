@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from .cli_options import add_device_option, device_list
 from .errors import HalError, InvalidArgumentError
-from .memory import format_bandwidth, format_bytes
+from .memory import format_bandwidth, format_bytes, host_memory_bytes
 
 __all__ = ["main"]
 
@@ -169,13 +169,39 @@ def _feeds(sess, args: argparse.Namespace) -> dict:
             continue
         shape = tuple(d if isinstance(d, int) else dims.get(d, 1) if isinstance(d, str) else 1 for d in (info.shape or ()))
         dtype = info.dtype.numpy if info.dtype is not None else np.dtype(np.float32)
-        if dtype.kind == "f" or dtype.kind == "V":
-            feeds[info.name] = rng.standard_normal(shape).astype(dtype)
-        elif dtype.kind == "b":
-            feeds[info.name] = rng.integers(0, 2, shape).astype(bool)
-        else:
-            feeds[info.name] = rng.integers(0, 10, shape).astype(dtype)  # safe as ids and indices
+        _check_random_input(info.name, shape)
+        try:
+            if dtype.kind == "f" or dtype.kind == "V":
+                feeds[info.name] = rng.standard_normal(shape).astype(dtype)
+            elif dtype.kind == "b":
+                feeds[info.name] = rng.integers(0, 2, shape).astype(bool)
+            else:
+                feeds[info.name] = rng.integers(0, 10, shape).astype(dtype)  # safe as ids and indices
+        except MemoryError:
+            raise _random_input_too_big(info.name, shape) from None
     return feeds
+
+
+def _check_random_input(name: str, shape: tuple[int, ...]) -> None:
+    """Refuses a shape no random input can have before numpy allocates it: a negative size, or
+    more bytes than the host has (a damaged model, or a --dim typo)."""
+    import math
+
+    from .errors import InvalidModelError
+
+    if any(d < 0 for d in shape):
+        raise InvalidModelError(f"input {name!r} has shape {shape}, with a negative size; the model is damaged: export it again")
+    if math.prod(shape) * 8 > host_memory_bytes():  # numpy draws float64 or int64 values, then casts
+        raise _random_input_too_big(name, shape)
+
+
+def _random_input_too_big(name: str, shape: tuple[int, ...]):
+    from .errors import OutOfMemoryError
+
+    return OutOfMemoryError(
+        f"a random input {name!r} of shape {shape} does not fit in this host's {format_bytes(host_memory_bytes())}; "
+        f"give it with --input {name}=FILE, or smaller sizes with --dim NAME=SIZE"
+    )
 
 
 def _dim_sizes(items: list[str] | None) -> dict[str, int]:
@@ -199,11 +225,21 @@ def _load_array(path: str):
             import onnx
             from onnx import numpy_helper
 
+            from .graph.tensor_data import check_tensor_data
+
             tensor = onnx.TensorProto()
             with open(path, "rb") as f:
                 tensor.ParseFromString(f.read())
+            if tensor.data_location == onnx.TensorProto.EXTERNAL:  # onnx would open a path the file names
+                raise InvalidArgumentError(
+                    f"cannot read input {path}: its data is in another file, which hal does not open for an input; "
+                    "save the tensor with its data inline (onnx.numpy_helper.from_array)"
+                )
+            check_tensor_data([tensor], path)
             return numpy_helper.to_array(tensor)
         return np.load(path, allow_pickle=False)
+    except HalError as exc:
+        raise InvalidArgumentError(str(exc)) from None
     except (OSError, ValueError) as exc:
         raise InvalidArgumentError(f"cannot read input {path}: {exc}") from None
     except Exception as exc:  # protobuf DecodeError and friends

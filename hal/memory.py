@@ -6,12 +6,17 @@ a 64 GiB device works on a smaller host until real use exceeds host memory.
 """
 from __future__ import annotations
 
+import os
+import resource
 from dataclasses import asdict, dataclass
 
 from . import _C
 from .errors import InvalidArgumentError, OutOfMemoryError
 
-__all__ = ["AllocationRule", "MemoryStats", "Buffer", "ExternalBuffer", "ArenaAllocator", "format_bytes", "format_bandwidth"]
+__all__ = [
+    "AllocationRule", "MemoryStats", "Buffer", "ExternalBuffer", "ArenaAllocator", "format_bytes", "format_bandwidth",
+    "host_memory_bytes",
+]
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,14 @@ class MemoryStats:
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+def host_memory_bytes() -> int:
+    """The host's physical memory, or the process's address-space limit (ulimit -v) when lower:
+    the most that host-side work may ask for before hal refuses it."""
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return physical if soft == resource.RLIM_INFINITY else min(physical, soft)
 
 
 def format_bytes(n: float) -> str:
@@ -137,6 +150,8 @@ class ArenaAllocator:
         )
 
     def allocate(self, nbytes: int) -> Buffer:
+        if nbytes >= 1 << 63:  # beyond the native arena's int64 sizes, and beyond any device
+            raise self._out_of_memory(nbytes, "")
         try:
             return Buffer(self, self.arena.allocate(nbytes), nbytes)
         except _C.ArenaOutOfMemory as exc:

@@ -8,6 +8,7 @@ constraints), not guessed.
 from __future__ import annotations
 
 import functools
+import re
 import threading
 import time
 import warnings
@@ -19,7 +20,8 @@ import onnx
 
 from .. import profiler
 from ..dtypes import DType
-from ..errors import ExecutionError, InvalidModelError, UnsupportedOpError
+from ..errors import ExecutionError, InvalidModelError, OutOfMemoryError, UnsupportedOpError
+from ..memory import format_bytes, host_memory_bytes
 from ..capability import NodeInfo, Support, TensorInfo
 from .reference_routes import reference_route
 
@@ -273,6 +275,14 @@ class _Segment:
         try:
             return self._session.run(output_names, feeds)
         except _ort_kernel_failures() as exc:
+            too_big = _ORT_ALLOCATION_FAILURE.search(str(exc))
+            if too_big:  # the reference implementation would allocate as much: say so at once
+                asked = f"{format_bytes(int(too_big[1]))}" if too_big[1] else "more than 2**63 bytes"
+                raise OutOfMemoryError(
+                    f"a node's output needs {asked} of host memory, which cannot be allocated "
+                    f"(the host has {format_bytes(host_memory_bytes())}); check the sizes the inputs make "
+                    f"(onnxruntime: {str(exc).strip()})"
+                ) from None
             if self._model is None:
                 raise ExecutionError(f"onnxruntime's CPU provider failed: {exc}") from None
             if self._reference is None:
@@ -288,10 +298,30 @@ class _Segment:
                     f"onnxruntime's CPU provider failed ({exc}), and onnx's reference implementation too "
                     f"({type(reference_exc).__name__}: {reference_exc}); check the inputs' values and shapes"
                 ) from None
+        except ValueError as exc:  # numpy refused an output's shape (2**31 x 2**31 x 0: no elements, yet too big)
+            raise ExecutionError(
+                f"onnxruntime's CPU provider made an output numpy cannot hold ({exc}); check the sizes the inputs make"
+            ) from None
+        except _ort_invalid_argument() as exc:  # feeds are checked before: a kernel refused the values it got
+            raise ExecutionError(
+                f"onnxruntime's CPU provider refused the values it got ({str(exc).strip()}); check the inputs' "
+                "values (indices in range?) and shapes"
+            ) from None
 
     def update(self, env: dict[str, Any]) -> None:
         feeds = {name: env[name] for name in self.input_names}
         env.update(zip(self.output_names, self.run(self.output_names, feeds)))
+
+
+# onnxruntime's words for an output it could not allocate, or whose byte count overflowed.
+_ORT_ALLOCATION_FAILURE = re.compile(r"Failed to allocate memory for requested buffer of size (\d+)|storage size overflowed")
+
+
+@functools.lru_cache(maxsize=1)
+def _ort_invalid_argument() -> type[BaseException]:
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_c
+
+    return ort_c.InvalidArgument
 
 
 @functools.lru_cache(maxsize=1)

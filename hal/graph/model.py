@@ -5,9 +5,10 @@ every default-domain op known to ONNX, external data read only from inside the m
 nodes uniquely named and topologically sorted, and the dtype and shape of every value inferred,
 so that capability queries and per-run feed checks need no further protobuf work.
 
-Each step lives in the module named for it: opsets.py, external_data.py, nodes.py (naming and
-sorting), shape_inference.py, tensor_types.py (ONNX types read into TensorInfo); feeds.py checks the
-inputs of each run against a LoadedModel.
+Each step lives in the module named for it: opsets.py, external_data.py, tensor_data.py (each
+tensor as long as its dims say), nodes.py (naming and sorting), shape_inference.py,
+tensor_types.py (ONNX types read into TensorInfo); feeds.py checks the inputs of each run against
+a LoadedModel.
 """
 from __future__ import annotations
 
@@ -21,13 +22,18 @@ from google.protobuf.message import DecodeError
 from ..errors import InvalidArgumentError, InvalidInputError, InvalidModelError
 from ..capability import NodeInfo, TensorInfo
 from .external_data import _external_tensors, _load_external_data
-from .nodes import _name_nodes, _sort_nodes
+from .nodes import _check_text, _name_nodes, _sort_nodes
 from .opsets import _DEFAULT_DOMAINS, _check_default_ops, _opsets
 from .shape_inference import _infer
+from .tensor_data import check_tensor_data
 from .tensor_types import _tensor_infos, _unknown
-from .walk import _proto_label
+from .walk import _all_tensors, _proto_label, _subgraph_depth
 
 __all__ = ["LoadedModel", "load_model", "load_generated"]
+
+# Subgraph levels protobuf's parser reads (its limit is 100 nested messages; each If/Loop level
+# takes three: node, attribute, graph); measured by tests/fuzz/test_limits.py.
+_MAX_SUBGRAPH_DEPTH = 32
 
 
 class LoadedModel:
@@ -131,10 +137,12 @@ def load_model(model: str | os.PathLike | bytes | onnx.ModelProto) -> LoadedMode
         from ..ops.schemas import ensure_registered
 
         ensure_registered()
+    _check_text(proto, source)
     _name_nodes(proto.graph)
     _check_default_ops(proto.graph, opsets.get(""), source)
 
-    external, folder = _external_tensors(proto, path, source)
+    external, data_files = _external_tensors(proto, path, source)
+    check_tensor_data(_all_tensors(proto), source)  # before anything reads a tensor the size its dims claim
 
     # With external data, check and infer by path, so that weights beyond protobuf's 2 GiB are never
     # serialized; the data is read in afterwards.
@@ -148,14 +156,16 @@ def load_model(model: str | os.PathLike | bytes | onnx.ModelProto) -> LoadedMode
             raise
         if by_path:  # the file holds the unsorted order, so the sorted graph is checked in memory
             by_path = False
-            _load_external_data(proto, folder, source)
+            _load_external_data(proto, data_files, source)
         _check(proto, source)
     if by_path:
         proto = _infer(proto, source, path=path)
         _name_nodes(proto.graph)  # the file's order, so the same names as above
-        _load_external_data(proto, folder, source)
+        _load_external_data(proto, data_files, source)
     else:
         proto = _infer(proto, source)
+    # External tensors were held to their dims as they were read (external_data.py reads exactly
+    # dims x itemsize bytes), so they are not checked again: len(raw_data) would copy each of them.
     return LoadedModel(proto, path, opsets)
 
 
@@ -179,6 +189,14 @@ def load_generated(proto: onnx.ModelProto) -> LoadedModel:
 def _read(model: Any) -> tuple[onnx.ModelProto, pathlib.Path | None, str]:
     """The parsed model, the file it came from, and how messages should name it."""
     if isinstance(model, onnx.ModelProto):
+        # A file cannot nest deeper (protobuf's parser refuses it: _parse), but a ModelProto built in
+        # memory can, and onnx.checker would then fail to read its own serialization.
+        depth = _subgraph_depth(model.graph)
+        if depth > _MAX_SUBGRAPH_DEPTH:
+            raise InvalidModelError(
+                f"{_proto_label(model)} nests subgraphs (If/Loop/Scan bodies) {depth} levels deep; protobuf parses at "
+                f"most 100 nested messages, about {_MAX_SUBGRAPH_DEPTH} levels of subgraphs: flatten the nesting"
+            )
         proto = onnx.ModelProto()
         proto.CopyFrom(model)
         return proto, None, _proto_label(model)
@@ -212,6 +230,11 @@ def _parse(data: bytes, source: str) -> onnx.ModelProto:
     try:
         proto.ParseFromString(data)
     except DecodeError as e:
+        if "MaxDepth" in str(e):  # upb's limit on nested messages, not damage
+            raise InvalidModelError(
+                f"{source} nests subgraphs (If/Loop/Scan bodies) deeper than protobuf parses (100 nested messages, "
+                f"about {_MAX_SUBGRAPH_DEPTH} levels of subgraphs): flatten the nesting"
+            ) from None
         raise InvalidModelError(
             f"{source} is not a valid ONNX model ({e}); it may be truncated or another kind of file: "
             "export or download it again"

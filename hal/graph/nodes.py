@@ -9,9 +9,33 @@ from typing import Any
 import onnx
 
 from ..errors import InvalidModelError
-from .walk import _direct_subgraphs, _node_label, _outer_names
+from .walk import _all_tensors, _direct_subgraphs, _node_label, _outer_names
 
 __all__: list[str] = []
+
+
+def _check_text(proto: onnx.ModelProto, source: str) -> None:
+    """Every name, op type and external-data entry is text. protobuf hands a string field that is
+    not valid UTF-8 over as bytes, which would fail far from here (a schema lookup, a path)."""
+    def refuse(text: Any) -> None:
+        raise InvalidModelError(f"{source}: {text!r} is not UTF-8 text where a name belongs; the file is damaged: export it again")
+
+    pending = [proto.graph]
+    while pending:
+        current = pending.pop()
+        for value in (*current.input, *current.output, *current.value_info):
+            if not isinstance(value.name, str):
+                refuse(value.name)
+        for node in current.node:
+            for text in (node.op_type, node.domain, node.name, *node.input, *node.output):
+                if not isinstance(text, str):
+                    refuse(text)
+            if node.attribute:
+                pending.extend(_direct_subgraphs(node))
+    for tensor in _all_tensors(proto):
+        for text in (tensor.name, *(part for entry in tensor.external_data for part in (entry.key, entry.value))):
+            if not isinstance(text, str):
+                refuse(text)
 
 
 def _name_nodes(graph: onnx.GraphProto) -> None:

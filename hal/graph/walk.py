@@ -35,6 +35,19 @@ def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
                 yield from _graphs(sub)
 
 
+def _subgraph_depth(graph: onnx.GraphProto) -> int:
+    """How deep subgraphs nest in `graph` (0: none). Iterative: a ModelProto built in memory can
+    nest deeper than Python's recursion limit."""
+    deepest, pending = 0, [(graph, 0)]
+    while pending:
+        current, depth = pending.pop()
+        deepest = max(deepest, depth)
+        for node in current.node:
+            if node.attribute:
+                pending.extend((sub, depth + 1) for sub in _direct_subgraphs(node))
+    return deepest
+
+
 def _all_tensors(proto: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
     """Every TensorProto that may hold data: initializers and attribute tensors, at any depth."""
     yield from _graph_tensors(proto.graph)

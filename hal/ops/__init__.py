@@ -122,8 +122,15 @@ def cached_attention(q, k_cache, v_cache, bias, *, length: int, scale: float | N
     grouped-query: q [B, Hkv, R, D] (R = query heads per key/value head x positions), k_cache and
     v_cache [B, Hkv, Tmax, D] (float32, float16 or bfloat16, read in place), bias [B, R or 1,
     length] (0, or very negative for a masked key). scale defaults to 1 / sqrt(D)."""
-    d = k_cache.shape[-1]
-    return _cached_attention(q, k_cache, v_cache, bias, length, float(d) ** -0.5 if scale is None else scale)
+    if scale is None:
+        shape = getattr(k_cache, "shape", None)
+        if not shape:
+            raise InvalidArgumentError(
+                f"cached_attention: k_cache must be an array [B, Hkv, Tmax, D] (its D sets the default scale), got "
+                f"{type(k_cache).__name__}{'' if shape is None else ' of shape ' + str(tuple(shape))}; or pass scale=")
+        d = shape[-1]
+        scale = float(d) ** -0.5 if d > 0 else 1.0  # a head size of 0 has nothing to scale: the kernel judges the shapes
+    return _cached_attention(q, k_cache, v_cache, bias, length, scale)
 
 
 def to_nc1hwc0(x, *, c0: int = 16):
