@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +23,7 @@ import onnx
 
 from .. import profiler
 from ..device import Device
-from ..errors import HalError, InvalidArgumentError, InvalidInputError
+from ..errors import BackendError, DeviceError, DeviceNotFoundError, HalError, InvalidArgumentError, InvalidInputError, OutOfMemoryError
 from ..registry import device as get_device, default_device
 from ..tensor import DeviceTensor, as_tensor
 from ..capability import CompileOptions, NodeInfo, Support, TensorInfo
@@ -36,9 +38,26 @@ from .placement import place_cost, place_priority, shape_only_nodes, tensor_byte
 from .plan import NodePlan, PartitionPlan, Plan, Transfer
 from .values import HostValue, as_value, host_only_reason
 
-__all__ = ["InferenceSession", "NodeArg"]
+__all__ = ["InferenceSession", "NodeArg", "FailoverWarning"]
 
 PLACEMENTS = ("priority", "cost")
+
+
+class FailoverWarning(UserWarning):
+    """A device failed while a session ran, and the session moved its work to its failover
+    devices: the results are complete, the failed device is no longer used by this session."""
+
+
+_DEVICE_FAULTS = (DeviceError, OutOfMemoryError)  # DeviceLostError is a DeviceError
+
+
+class _DeviceFault(Exception):
+    """A device fault in a failover session's run, with the device it happened on."""
+
+    def __init__(self, device: Device, error: HalError):
+        super().__init__(str(error))
+        self.device = device
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -106,6 +125,12 @@ class InferenceSession:
       end-to-end time over all listed devices, transfers included).
     strict: no fallback; load fails listing every node the first device cannot run and why.
     precision_mode / fc_precision: Ascend's CANN precision mode and Kunlun's FC compute type.
+    failover: devices to move to when one fails while running (DeviceError, DeviceLostError,
+      OutOfMemoryError): the work not yet done is placed again over these (the failed ones left
+      out; cpu added last unless strict), as at construction, and run from the values the run still
+      holds, with one FailoverWarning naming the fault. Later runs keep the new plan. Without it a
+      device's error reaches the caller. A failover session checks each partition's work on its
+      chip once queued (a synchronize), so that a fault is known where it happened.
     """
 
     def __init__(
@@ -118,6 +143,7 @@ class InferenceSession:
         precision_mode: str | None = None,
         fc_precision: str | None = None,
         intra_op_threads: int | None = None,
+        failover: Sequence[str | Device] | None = None,
     ):
         if placement not in PLACEMENTS:
             raise InvalidArgumentError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
@@ -133,6 +159,10 @@ class InferenceSession:
             listed.append(self.host)
         self.devices = listed
         self.strict = strict
+        self.failover = _failover_devices(failover)
+        self.failed_devices: list[Device] = []
+        """Devices this session stopped using after they failed, in the order they failed."""
+        self._failover_lock = threading.Lock()  # threads sharing the session see one fault, re-plan once
         self.options = CompileOptions(precision_mode=precision_mode, fc_precision=fc_precision, intra_op_threads=intra_op_threads)
 
         self.model: LoadedModel = load_model(model)
@@ -170,6 +200,14 @@ class InferenceSession:
                 fusions = "; ".join(filter(None, [fusions, f"{count} erf-GELU pattern(s) into com.hal::FusedGelu"]))
                 nodes = self.model.node_infos()
                 answers = capability(nodes)
+        self._placement, self._conversion, self._fusions = placement, conversion, fusions
+        self._lay_out(nodes, listed, answers)
+
+    def _lay_out(self, nodes: list[NodeInfo], listed: list[Device], answers: dict[str, list[Support]]) -> None:
+        """Placement over `listed`, partitions, each compiled, and the plan: at construction, and
+        again over the failover devices when one fails."""
+        placement, strict = self._placement, self.strict
+        self.devices = listed
         _keep_host_values_on_host(nodes, listed, answers, self.host)
         host_nodes = shape_only_nodes(nodes, self.model.initializers)
         graph_outputs = [o.name for o in self.model.outputs]
@@ -186,8 +224,8 @@ class InferenceSession:
             self.options = dataclasses.replace(self.options, intra_op_spinning=False)
         self._steps = self._compile(partitions, index, by_name)
         self.plan = self._make_plan(nodes, answers, placed, partitions, by_name, placement)
-        self.plan.opset_conversion = conversion
-        self.plan.fusions = fusions
+        self.plan.opset_conversion = self._conversion
+        self.plan.fusions = self._fusions
         self._output_names = graph_outputs
         self._fast_session = self._single_host_session()
         # The fast path feeds the program directly, which refuses inputs no node reads (onnxruntime
@@ -305,9 +343,8 @@ class InferenceSession:
                 # the program, not its one onnxruntime session: it records each node's slice
                 results = self._steps[0].executable.program.run(feeds)
             return [results[name] for name in names]
-        results = self._execute({name: as_value(value) for name, value in feeds.items()}, names)
-        # host results are the arrays onnxruntime returned: hand them over without a copy
-        return [t.host_view() if t.device is self.host else t.numpy() for t in (results[n] for n in names)]
+        results = self._execute({name: as_value(value) for name, value in feeds.items()}, names, to_host=True)
+        return [results[n] for n in names]
 
     def run_with_tensors(self, feeds: Mapping[str, DeviceTensor], output_names: Sequence[str] | None = None) -> dict[str, DeviceTensor]:
         """Device-resident inputs and outputs: each input stays on its device until a partition
@@ -341,10 +378,43 @@ class InferenceSession:
             raise InvalidArgumentError(f"unknown output(s) {unknown}; the model's outputs are {self._output_names}")
         return list(output_names)
 
-    def _execute(self, feeds: dict[str, DeviceTensor], wanted: list[str]) -> dict[str, DeviceTensor]:
+    def _execute(self, feeds: dict[str, DeviceTensor], wanted: list[str], *, to_host: bool = False) -> dict[str, Any]:
+        """The wanted values, as DeviceTensors where they were computed, or (to_host) as host arrays."""
         # where[name] -> {device: tensor}: a tensor crosses to each device at most once
         where: dict[str, dict[Device, DeviceTensor]] = {name: {t.device: t} for name, t in feeds.items()}
+        if not self.failover:
+            try:
+                self._run_steps(where, resumed=False, guarded=False)
+                results = self._results(where, wanted)
+                return {name: self._host_array(t) for name, t in results.items()} if to_host else results
+            except _DEVICE_FAULTS:
+                self._drain_streams()
+                raise
+        resumed = False
+        failovers_left = len(self.failover) + len(self.devices)  # each device fails at most once
+        while True:
+            try:
+                self._run_steps(where, resumed=resumed, guarded=True)
+                results = self._results(where, wanted)
+                if not to_host:
+                    return results
+                # the copy to the host is work on the device too, and may be what fails
+                return {name: _guarded(t.device, self._host_array, t) for name, t in results.items()}
+            except _DeviceFault as fault:
+                if failovers_left == 0:
+                    raise fault.error from None
+                failovers_left -= 1
+                where = self._fail_over(fault, where, feeds)
+                resumed = True
+
+    def _run_steps(self, where: dict[str, dict[Device, DeviceTensor]], *, resumed: bool, guarded: bool) -> None:
+        """Runs the plan's steps, updating `where`. resumed: after a failover, steps whose outputs
+        the interrupted run already holds are not run again. guarded: every fault is raised as a
+        _DeviceFault naming its device, each device's work checked (synchronized) once it is queued."""
+        host = self.host
         for step in self._steps:
+            if resumed and all(name in where for name in step.partition.outputs):
+                continue
             device = step.device
             inputs = {}
             for name in step.inputs:
@@ -355,20 +425,104 @@ class InferenceSession:
                     continue
                 found = copies.get(device)
                 if found is None:
-                    found = next(iter(copies.values())).to(device)
+                    source = next(iter(copies.values()))
+                    if not guarded:
+                        found = source.to(device)
+                    else:
+                        found = _guarded(device, source.to, device)
+                        if source.device is not host:  # its copy out is queued there: a fault there is its own
+                            _guarded(source.device, source.device.default_stream.synchronize)
                     copies[device] = found
                 inputs[name] = found
-            recording = profiler.active() if device is self.host else None
-            if recording is None:
-                outputs = step.executable.run(inputs, device.default_stream)
-            else:  # host partitions run on this thread, not on a device stream the profiler sees
-                with recording.span(step.partition.name, device.name, "compute"):
-                    outputs = step.executable.run(inputs, device.default_stream)
+            if not guarded:
+                outputs = self._run_step(step, inputs)
+            else:
+                outputs = _guarded(device, self._run_step, step, inputs)
+                if device is not host:
+                    _guarded(device, device.default_stream.synchronize)
             for name, tensor in outputs.items():
                 where[name] = {tensor.device: tensor}
             for name in step.release_after:
                 where.pop(name, None)
+
+    def _drain_streams(self) -> None:
+        """After a device fault ended a run: the errors this run's other work left on its devices'
+        streams are part of the failure just raised; left there, they would fail whatever next
+        synchronizes those streams (another session's run) in its place."""
+        for device in {step.device for step in self._steps if step.device is not self.host}:
+            try:
+                device.default_stream.synchronize()
+            except _DEVICE_FAULTS:
+                pass
+
+    def _run_step(self, step: _Step, inputs: dict[str, DeviceTensor]) -> dict[str, DeviceTensor]:
+        device = step.device
+        recording = profiler.active() if device is self.host else None
+        if recording is None:
+            return step.executable.run(inputs, device.default_stream)
+        with recording.span(step.partition.name, device.name, "compute"):  # host partitions run on this thread
+            return step.executable.run(inputs, device.default_stream)
+
+    def _results(self, where: dict[str, dict[Device, DeviceTensor]], wanted: list[str]) -> dict[str, DeviceTensor]:
         return {name: next(iter(where[name].values())) if name in where else self._constant_output(name) for name in wanted}
+
+    def _host_array(self, tensor: DeviceTensor) -> np.ndarray:
+        # host results are the arrays onnxruntime returned: hand them over without a copy
+        return tensor.host_view() if tensor.device is self.host else tensor.numpy()
+
+    def _fail_over(self, fault: _DeviceFault, where: dict[str, dict[Device, DeviceTensor]],
+                   feeds: dict[str, DeviceTensor]) -> dict[str, dict[Device, DeviceTensor]]:
+        """Places the model again over the failover devices not failed yet, and returns the values
+        the interrupted run holds elsewhere than on the failed device; re-raises the fault when no
+        device is left, an input was on the lost device, or the host failed (hal itself needs it)."""
+        failed = fault.device
+        if failed is self.host:
+            raise fault.error
+        # What the failed device held is dropped (its memory freed): a lost device cannot be read,
+        # and a failed kernel's outputs were never written.
+        kept: dict[str, dict[Device, DeviceTensor]] = {}
+        for name, copies in where.items():
+            copies.pop(failed, None)
+            if copies:
+                kept[name] = copies
+        for name, tensor in feeds.items():  # an input released after its last reader: the new plan may read it again
+            if name not in kept and not (tensor.device is failed and failed.lost):
+                kept[name] = {tensor.device: tensor}
+        if any(name not in kept for name in feeds):
+            raise fault.error
+        with self._failover_lock:
+            replanned = failed in self.failed_devices  # by another thread that ran into the same fault
+            if not replanned:
+                self.failed_devices.append(failed)
+            remaining = [d for d in self.failover if d not in self.failed_devices]
+            if not self.strict and self.host not in remaining:
+                remaining.append(self.host)
+            if not replanned:
+                self._replan(fault, remaining)
+            elif any(step.device is failed for step in self._steps):  # the other thread's re-plan failed
+                raise fault.error
+        return kept
+
+    def _replan(self, fault: _DeviceFault, remaining: list[Device]) -> None:
+        """The session placed and compiled again over `remaining`, and the one FailoverWarning."""
+        failed = fault.device
+        if not remaining:
+            raise fault.error
+        nodes = self.model.node_infos()
+        answers = {n.name: [d.backend.supports(n, d.spec) for d in remaining] for n in nodes}
+        before = ", ".join(d.name for d in self.devices)
+        try:
+            self._lay_out(nodes, remaining, answers)
+        except HalError as exc:  # e.g. a strict session whose failover devices cannot run a node
+            raise exc from fault.error
+        warnings.warn(
+            f"{failed.name} failed while this session ran ({type(fault.error).__name__}: {fault.error}); "
+            f"its work moved from [{before}] to [{', '.join(d.name for d in remaining)}], and the run went on "
+            f"from the values it held. Later runs keep this plan: make a new session once {failed.name} is "
+            "reset to use it again",
+            FailoverWarning,
+            stacklevel=5,
+        )
 
     def _constant_output(self, name: str) -> DeviceTensor:
         """A graph output that is a weight, not computed by any node."""
@@ -376,6 +530,28 @@ class InferenceSession:
 
         found = next(t for t in self.model.proto.graph.initializer if t.name == name)
         return as_tensor(numpy_helper.to_array(found))
+
+
+def _guarded(device: Device, fn: Any, *args: Any) -> Any:
+    """fn(*args), a device fault raised as a _DeviceFault that names `device`."""
+    try:
+        return fn(*args)
+    except _DEVICE_FAULTS as exc:
+        raise _DeviceFault(device, exc) from exc
+
+
+def _failover_devices(failover: Sequence[str | Device] | None) -> list[Device]:
+    if failover is None:
+        return []
+    if isinstance(failover, (str, Device)):
+        failover = [failover]
+    found = []
+    for name in failover:
+        try:
+            found.append(get_device(name))
+        except (DeviceNotFoundError, BackendError, InvalidArgumentError) as exc:
+            raise InvalidArgumentError(f"failover names {name!r}, which is not a device here: {exc}") from None
+    return list(dict.fromkeys(found))
 
 
 def _placement_reason(node, device: str, where: int | None, answers, given: str, placement: str) -> tuple[str, str]:
