@@ -89,7 +89,13 @@ def test_runs_keep_rss_and_memory_stats_flat(device_name):
     assert growth.active_allocs == 0
     assert growth.reserved == 0, "the same runs again should reuse the allocator's cached blocks"
     if not UNDER_ASAN:
-        assert growth.rss < RSS_GROWTH_LIMIT, f"RSS grew {format_bytes(growth.rss)} over {LEAK_RUNS} runs"
+        # A leak grows RSS every time the runs are repeated; a one-off step does not come back (in
+        # the whole suite, ascend:0's 200 runs once grew it 5.3 MiB, alone 0-0.7 MiB): a second
+        # measure decides before a growth is called a leak.
+        grown = [growth.rss]
+        if growth.rss >= RSS_GROWTH_LIMIT:
+            grown.append(measure_growth(device_name, LEAK_RUNS).rss)
+        assert min(grown) < RSS_GROWTH_LIMIT, f"RSS grew {' then '.join(map(format_bytes, grown))} over {LEAK_RUNS} runs, twice"
 
 
 def test_a_dropped_tensor_is_free_once_its_stream_is_idle():
