@@ -95,6 +95,20 @@ class Communicator:
         return (f"{names}: {group.link} {topology} -- {self._route_reason}; {algorithms}; all_reduce bus bandwidth "
                 f"{busbw / 1e9:g} GB/s for large messages; figures: {group.source}")
 
+    def estimate_seconds(self, collective: str, nbytes: int) -> float:
+        """The modelled device time of `collective` (a name of hal.distributed.algorithms) for
+        nbytes per rank on this group, for planning (whether overlapping it with compute pays): the
+        peer link's algorithm over its figures, or, through the host, each rank's copy down and back
+        up over its host link (the slowest rank's); 0 for one device or devices without host-link
+        figures."""
+        if self.size < 2:
+            return 0.0
+        group = self._peer_group
+        if group is not None:
+            return collective_time(collective, nbytes, self.size, group.topology, group.bandwidth, group.latency).seconds
+        links = [d.spec.host_link_bandwidth for d in self.devices]
+        return 2 * nbytes / min(links) if all(links) else 0.0  # type: ignore[type-var]
+
     def rank(self, rank: int) -> Rank:
         """The per-rank handle of `rank`, for code written one thread per rank, as HCCL/NCCL programs are."""
         if not isinstance(rank, numbers.Integral) or isinstance(rank, bool) or not 0 <= rank < self.size:

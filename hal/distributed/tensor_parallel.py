@@ -35,7 +35,6 @@ import numpy as np
 from ..device import Device, Event, Stream
 from ..errors import InvalidArgumentError
 from ..tensor import DeviceTensor
-from .algorithms import collective_time
 
 __all__ = ["RankKernels", "ColumnParallelLinear", "RowParallelLinear", "TensorParallelBlock", "run_layers", "split_evenly",
            "overlap_pays", "BLOCK_KERNELS"]
@@ -93,21 +92,6 @@ class _CommStreams:
         self.comm = comm
         self.kernels = kernels
         self.streams = [k.device.stream() for k in kernels]
-        devices = comm.devices
-        self._peer_group = devices[0].backend.peer_group(devices) if len({d.kind for d in devices}) == 1 and len(devices) > 1 else None
-
-    def all_reduce_seconds(self, nbytes: int) -> float:
-        """The all-reduce's modelled time for nbytes per rank: the peer link's algorithm
-        (hal.distributed.algorithms), or, through the host, each rank's copy down and back up over
-        its host link (the slowest rank's)."""
-        n = len(self.kernels)
-        if n < 2:
-            return 0.0
-        group = self._peer_group
-        if group is not None:
-            return collective_time("all_reduce", nbytes, n, group.topology, group.bandwidth, group.latency).seconds
-        links = [k.device.spec.host_link_bandwidth for k in self.kernels]
-        return 2 * nbytes / min(links) if all(links) else 0.0  # type: ignore[type-var]
 
     def launch(self, collective: str, tensors: list[DeviceTensor], **options: Any) -> _Pending:
         """Starts the collective once each rank's compute issued so far is done (device order);
@@ -348,7 +332,7 @@ def overlap_pays(block: TensorParallelBlock, batch: int, length: int) -> bool:
     if not all(s.simulated and s.launch_overhead_s is not None and s.mem_bandwidth for s in specs):
         return False
     hidden_bytes = batch * length * block.config.hidden_size * 4
-    hideable = 2 * block.comm_streams.all_reduce_seconds(hidden_bytes)
+    hideable = 2 * block.comm_streams.comm.estimate_seconds("all_reduce", hidden_bytes)
     weight_bytes = max(sum(lw.weight.nbytes for lw in (block.qkv.shards[r], block.o.shards[r], block.gate_up.shards[r],
                                                           block.down.shards[r])) for r in range(len(specs)))
     added = max(BLOCK_KERNELS * s.launch_overhead_s + weight_bytes / s.mem_bandwidth for s in specs)  # type: ignore[operator]
