@@ -13,6 +13,7 @@ from typing import Any
 
 from .backend import *  # noqa: F403  (the contract, re-exported whole)
 from .backend import __all__ as _contract
+from .memory import physical_memory_bytes  # a host device's capacity (the CPU's, torch's CPU)
 from .streams import ArenaDeviceDriver, ArenaStream, WorkerEvent, WorkerStream
 
 _LAZY = {
@@ -24,7 +25,7 @@ _LAZY = {
     "TorchExecutable": "hal.torch.executor", "torch_view": "hal.torch.tensors",
 }
 
-__all__ = [*_contract, "ArenaDeviceDriver", "ArenaStream", "WorkerEvent", "WorkerStream", *_LAZY]
+__all__ = [*_contract, "ArenaDeviceDriver", "ArenaStream", "WorkerEvent", "WorkerStream", "physical_memory_bytes", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,7 +7,6 @@ a 64 GiB device works on a smaller host until real use exceeds host memory.
 from __future__ import annotations
 
 import os
-import resource
 from dataclasses import asdict, dataclass
 
 from . import _C
@@ -64,10 +63,22 @@ class MemoryStats:
         return asdict(self)
 
 
+def physical_memory_bytes() -> int:
+    """The host's physical memory: the capacity of the CPU's devices (cpu:0, torch.cpu:0)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: a generous bound, still enforced
+        return 1 << 40
+
+
 def host_memory_bytes() -> int:
     """The host's physical memory, or the process's address-space limit (ulimit -v) when lower:
     the most that host-side work may ask for before hal refuses it."""
-    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    physical = physical_memory_bytes()
+    try:
+        import resource
+    except ImportError:  # not POSIX: no address-space limit to read
+        return physical
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     return physical if soft == resource.RLIM_INFINITY else min(physical, soft)
 

@@ -23,6 +23,7 @@ from hal.backends_kit import (
     Executable,
     NodeInfo,
     Support,
+    physical_memory_bytes,
 )
 
 __all__ = ["CpuBackend"]
@@ -56,13 +57,6 @@ def _cpu_identity() -> tuple[str, str]:
     return name, vendor
 
 
-def _host_memory_bytes() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not POSIX: a generous bound, still enforced
-        return 1 << 40
-
-
 class CpuBackend(Backend):
     name = "cpu"
 
@@ -74,7 +68,7 @@ class CpuBackend(Backend):
             name=model,
             vendor=vendor,
             simulated=False,
-            memory_bytes=_host_memory_bytes(),
+            memory_bytes=physical_memory_bytes(),
             dtypes=_CPU_DTYPES,
             host_addressable=True,
             model=platform.machine(),

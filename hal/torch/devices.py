@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..device import DeviceSpec
 from ..dtypes import DType
-from ..memory import AllocationRule
+from ..memory import AllocationRule, physical_memory_bytes
 from ._require import require_torch, torch_installed
 
 __all__ = ["TORCH_DTYPES", "CPU_RULE", "CUDA_RULE", "TORCH_PLUGINS", "TorchPlugin", "host_spec", "accelerator_specs",
@@ -75,13 +75,9 @@ def host_spec(kind: str) -> DeviceSpec | None:
     """torch's CPU device as hal device `kind:0`, or None without torch."""
     if not torch_installed():
         return None
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        memory = 1 << 40
     return DeviceSpec(
         kind=kind, index=0, name=f"PyTorch CPU device ({platform.machine()})", vendor="PyTorch",
-        simulated=False, memory_bytes=memory, dtypes=TORCH_DTYPES, host_addressable=True,
+        simulated=False, memory_bytes=physical_memory_bytes(), dtypes=TORCH_DTYPES, host_addressable=True,
         model="torch.device('cpu')", details={"torch_device": "cpu"},
     )
 
