@@ -331,7 +331,7 @@ class InferenceSession:
 
     def run(self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any], run_options: Any = None) -> list[np.ndarray]:
         """Same signature and return type as onnxruntime.InferenceSession.run."""
-        names = self._check_output_names(output_names)
+        names = self.check_output_names(output_names)
         feeds = validate_feeds(self.model, input_feed)
         if self._fast_session is not None:
             if self._fast_feeds is not None:
@@ -349,7 +349,7 @@ class InferenceSession:
     def run_with_tensors(self, feeds: Mapping[str, DeviceTensor], output_names: Sequence[str] | None = None) -> dict[str, DeviceTensor]:
         """Device-resident inputs and outputs: each input stays on its device until a partition
         on another device needs it; outputs stay where they were computed."""
-        names = self._check_output_names(output_names)
+        names = self.check_output_names(output_names)
         checked: dict[str, DeviceTensor] = {}
         bindings: dict[str, int] = {}
         expected = {i.name: i for i in self.model.inputs}
@@ -370,7 +370,9 @@ class InferenceSession:
             raise InvalidInputError(f"missing input(s): {', '.join(missing)}")
         return self._execute(checked, names)
 
-    def _check_output_names(self, output_names: Sequence[str] | None) -> list[str]:
+    def check_output_names(self, output_names: Sequence[str] | None) -> list[str]:
+        """The outputs a run with these output_names returns (None: all of them, in the model's
+        order); an InvalidArgumentError naming any the model does not have."""
         if output_names is None:
             return list(self._output_names)
         unknown = [n for n in output_names if n not in self._output_names]

@@ -118,7 +118,6 @@ class RaySession:
         self._local = InferenceSession(model, devices, placement=placement, strict=strict,
                                        precision_mode=precision_mode, fc_precision=fc_precision)
         self.plan: Plan = self._local.plan
-        self._output_names = [o.name for o in self._local.model.outputs]
         self._steps = [_Step(p, p.device) for p in self.plan.partitions]
         used = list(dict.fromkeys(step.device for step in self._steps))
         self.resources = {name: dict((resources or {}).get(name) or {resource_for(name): 1}) for name in used}
@@ -185,10 +184,7 @@ class RaySession:
             raise DeviceLostError(str(self._lost))
         if not self._actors:
             raise HalError("this RaySession is closed; build a new one")
-        names = list(self._output_names) if output_names is None else list(output_names)
-        unknown = [n for n in names if n not in self._output_names]
-        if unknown:
-            raise InvalidArgumentError(f"unknown output(s) {unknown}; the model's outputs are {self._output_names}")
+        names = self._local.check_output_names(output_names)
         ray = self._ray
         produced: dict[str, Any] = validate_feeds(self._local.model, input_feed)
         for name in self._shared_feeds:
